@@ -1,0 +1,1 @@
+"""Models made by the condanon project (see models/README.md); installed as package data."""

@@ -1,0 +1,235 @@
+"""The ``condanon`` command: ``anonymize``, ``analyze`` and ``models``.
+
+Exit status: 0 when every input went through, 1 when some input failed (the others are still
+processed and written), 2 for a usage or configuration error. Each failure is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import CondanonError
+from .imageio import IMAGE_SUFFIXES, list_images, metadata_of, write_atomic, write_image
+
+log = logging.getLogger("condanon.cli")
+
+
+def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
+    if quiet or len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", file=sys.stderr)
+
+
+def _error(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"condanon: error: {message}", file=sys.stderr)  # keeps a running progress bar intact
+
+
+def _anonymizer(args: argparse.Namespace) -> Any:
+    from .pipeline import Anonymizer
+
+    return Anonymizer(
+        method=args.method,
+        seed=args.seed,
+        detector=args.detector,
+        verify=not args.no_verify,
+        shape=args.shape,
+        mask_scale=args.mask_scale,
+        strength=args.strength,
+        blocks=args.blocks,
+        fallback=args.fallback,
+    )
+
+
+def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
+    if single_file_target:
+        return out
+    target = out / relative
+    if target.suffix.lower() not in IMAGE_SUFFIXES:
+        target = target.with_suffix(".png")
+    return target
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    """Anonymise every input image into the output folder (or file); return the exit status."""
+    inputs = list_images(args.inputs)
+    if not inputs:
+        _error("no input images found")
+        return 1
+    out = Path(args.output)
+    single = len(inputs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
+    anonymizer = _anonymizer(args)
+    failures = 0
+    reports = []
+    for path, relative in _progress(inputs, args.quiet, "anonymizing"):
+        target = _output_path(out, relative, single)
+        try:
+            if target.resolve() == path.resolve():
+                raise CondanonError(f"{path}: output would overwrite the input")
+            result = anonymizer.anonymize(path)
+            metadata = metadata_of(path) if args.keep_metadata else None
+            write_image(target, result.bgr, metadata)
+            report = result.to_dict()
+            report["output"] = str(target)
+            reports.append(report)
+            log.info("%s -> %s (%d faces)", path, target, len(result.reports))
+        except CondanonError as error:
+            failures += 1
+            _error(str(error))
+            reports.append({"source": str(path), "error": str(error)})
+        except Exception as error:  # one broken input must not end the batch
+            failures += 1
+            _error(f"{path}: {type(error).__name__}: {error}")
+            reports.append({"source": str(path), "error": f"{type(error).__name__}: {error}"})
+    if args.report:
+        summary = {
+            "condanon": __version__,
+            "method": args.method,
+            "seed": args.seed,
+            "images": len(inputs),
+            "failed": failures,
+            "faces": sum(len(r.get("faces", [])) for r in reports),
+            "results": reports,
+        }
+        write_atomic(args.report, json.dumps(summary, indent=2).encode())
+    if not args.quiet:
+        faces = sum(len(r.get("faces", [])) for r in reports)
+        print(f"{len(inputs) - failures}/{len(inputs)} images anonymized, {faces} faces", file=sys.stderr)
+    return 1 if failures else 0
+
+
+CSV_FIELDS = ["source", "face", "x1", "y1", "x2", "y2", "score", "age", "sex", "sex_confidence", "emotion", "emotion_confidence"]
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Print the faces and attributes of every input as JSON or CSV; return the exit status."""
+    from .imageio import read_image
+    from .pipeline import Anonymizer
+
+    inputs = list_images(args.inputs)
+    if not inputs:
+        _error("no input images found")
+        return 1
+    analyzer = Anonymizer(detector=args.detector)
+    failures = 0
+    rows: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    for path, _ in _progress(inputs, args.quiet, "analyzing"):
+        try:
+            faces = analyzer.find_faces(read_image(path))
+        except CondanonError as error:
+            failures += 1
+            _error(str(error))
+            images.append({"source": str(path), "error": str(error)})
+            continue
+        images.append({"source": str(path), "faces": [f.to_dict() for f in faces]})
+        for index, face in enumerate(faces):
+            attributes = face.attributes.to_dict() if face.attributes else {}
+            x1, y1, x2, y2 = face.box.to_list()
+            rows.append(
+                {"source": str(path), "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(face.score, 4)}
+                | {k: attributes.get(k) for k in CSV_FIELDS[7:]}
+            )
+    if args.format == "json":
+        text = json.dumps({"images": images}, indent=2) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    if args.output:
+        write_atomic(args.output, text.encode())
+    else:
+        sys.stdout.write(text)
+    return 1 if failures else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the model table and check each file; return 1 if any is missing or corrupt."""
+    from .weights import check_models
+
+    rows = check_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        widths = {"name": 15, "status": 8, "role": 44, "license": 0}
+        print(f"{'name':<15} {'status':<8} {'role':<44} license / source")
+        for row in rows:
+            status = row["status"] if row["status"] in ("ok", "missing", "corrupt") else "missing"
+            print(f"{row['name']:<{widths['name']}} {status:<8} {row['role']:<44} {row['license']}")
+            print(f"{'':<15} {'':<8} {'':<44} from {row['source']}")
+    bad = [r for r in rows if r["status"] != "ok"]
+    for row in bad:
+        _error(f"model {row['name']} is {row['status']} at {row.get('path')}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``condanon`` command."""
+    parser = argparse.ArgumentParser(prog="condanon", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"condanon {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens to each file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    anon = sub.add_parser("anonymize", help="anonymise images (files and folders)")
+    anon.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
+    anon.add_argument("-o", "--output", required=True, help="output folder (or file, for one input)")
+    anon.add_argument("--method", default="pixelate", choices=["pixelate", "blur", "mask"])
+    anon.add_argument("--report", help="write a JSON report of every face to this file")
+    anon.add_argument("--seed", type=int, default=0)
+    anon.add_argument("--detector", default="yunet+hog", help="detector backend (yunet, yunet+hog, yunet+haar, ...)")
+    anon.add_argument("--shape", default="ellipse", choices=["ellipse", "box"], help="region shape")
+    anon.add_argument("--mask-scale", type=float, default=1.3, help="region size relative to the face box")
+    anon.add_argument("--strength", type=float, default=0.5, help="blur kernel as a fraction of the face size")
+    anon.add_argument("--blocks", type=int, default=8, help="mosaic cells across the face")
+    anon.add_argument("--fallback", default="mask", choices=["mask", "pixelate", "blur"])
+    anon.add_argument("--no-verify", action="store_true", help="skip the identity check on the output (faster)")
+    anon.add_argument("--keep-metadata", action="store_true", help="keep EXIF and ICC metadata (stripped by default)")
+    anon.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    anon.set_defaults(func=cmd_anonymize)
+
+    ana = sub.add_parser("analyze", help="faces with age, sex and emotion; images are not changed")
+    ana.add_argument("inputs", nargs="+", help="image files and folders")
+    ana.add_argument("--format", default="json", choices=["json", "csv"])
+    ana.add_argument("-o", "--output", help="write to this file instead of standard output")
+    ana.add_argument("--detector", default="yunet+hog")
+    ana.add_argument("-q", "--quiet", action="store_true")
+    ana.set_defaults(func=cmd_analyze)
+
+    mod = sub.add_parser("models", help="list the models, their licenses, and check each file")
+    mod.add_argument("--json", action="store_true")
+    mod.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="condanon: %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except CondanonError as error:
+        _error(str(error))
+        return 2
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The detection stage: `Detector` protocol, its registry, and box merging shared by the backends."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..registry import Registry
+from ..types import Face
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces in a BGR image."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Return every face found in ``image`` (BGR uint8), best score first."""
+        ...
+
+
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def overlap(a: Face, b: Face) -> float:
+    """Return the larger of IoU and intersection-over-smaller-box of two faces' boxes."""
+    ix = max(0.0, min(a.box.x2, b.box.x2) - max(a.box.x1, b.box.x1))
+    iy = max(0.0, min(a.box.y2, b.box.y2) - max(a.box.y1, b.box.y1))
+    inter = ix * iy
+    smaller = min(a.box.area, b.box.area)
+    return max(a.box.iou(b.box), inter / smaller if smaller > 0 else 0.0)
+
+
+def suppress(faces: list[Face], threshold: float = 0.5) -> list[Face]:
+    """Return ``faces`` without duplicates: greedy by score, dropping any face that overlaps a kept one."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: f.score, reverse=True):
+        if all(overlap(face, other) < threshold for other in kept):
+            kept.append(face)
+    return kept

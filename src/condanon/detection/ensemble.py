@@ -1,0 +1,84 @@
+"""A primary detector with a recall safety net: a second detector's extra faces, confirmed or trusted.
+
+A face the second detector finds where the primary found none is kept when YuNet confirms it on a
+zoomed crop at a lower threshold (its box and landmarks are then YuNet's), or when the second
+detector's own score reaches ``trust_score`` (never, by default: Haar and HOG scores are not
+calibrated enough to trust alone on the scenes we measured). Everything else is dropped as a likely false
+positive.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..types import Box, Face
+from .base import DETECTORS, Detector, overlap, suppress
+from .yunet import YuNetDetector
+
+
+class EnsembleDetector:
+    """Primary faces plus the second detector's confirmed extras."""
+
+    def __init__(
+        self,
+        primary: Detector,
+        secondary: Detector,
+        confirm_threshold: float = 0.35,
+        trust_score: float = float("inf"),
+        new_face_overlap: float = 0.3,
+    ) -> None:
+        self.primary = primary
+        self.secondary = secondary
+        self.confirmer = YuNetDetector(score_threshold=confirm_threshold)
+        self.trust_score = trust_score
+        self.new_face_overlap = new_face_overlap
+        self.name = f"{primary.name}+{secondary.name}"
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Return the primary's faces and the confirmed extras of the secondary, best score first."""
+        faces = self.primary.detect(image)
+        for extra in self.secondary.detect(image):
+            if any(overlap(extra, face) >= self.new_face_overlap for face in faces):
+                continue
+            confirmed = self._confirm(image, extra)
+            if confirmed is not None:
+                faces.append(confirmed)
+            elif extra.score >= self.trust_score:
+                faces.append(extra)
+        return suppress(faces, 0.5)
+
+    def _confirm(self, image: np.ndarray, candidate: Face) -> Face | None:
+        """Return YuNet's face inside a zoomed crop around ``candidate``, or ``None`` if it finds none."""
+        height, width = image.shape[:2]
+        x1, y1, x2, y2 = candidate.box.scaled(2.0).clipped(width, height).to_int()
+        crop = image[y1:y2, x1:x2]
+        if min(crop.shape[:2]) < 8:
+            return None
+        scale = 240.0 / max(crop.shape[:2])
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        best = None
+        for face in self.confirmer.detect(np.ascontiguousarray(crop)):
+            mapped = _unzoom(face, scale, x1, y1)
+            if mapped.box.iou(candidate.box) >= 0.3 and (best is None or mapped.score > best.score):
+                best = mapped
+        if best is not None:
+            best.detector = f"{self.secondary.name}>{self.confirmer.name}"
+        return best
+
+
+def _unzoom(face: Face, scale: float, x0: float, y0: float) -> Face:
+    """Return ``face`` found in a crop zoomed by ``scale`` at ``(x0, y0)``, in image coordinates."""
+    b = face.box
+    box = Box(b.x1 / scale + x0, b.y1 / scale + y0, b.x2 / scale + x0, b.y2 / scale + y0)
+    points = None if face.landmarks5 is None else face.landmarks5 / scale + np.asarray([x0, y0], np.float32)
+    return Face(box=box, score=face.score, landmarks5=points, detector=face.detector)
+
+
+for _second in ("hog", "haar"):
+
+    def _factory(_second: str = _second, **options: float) -> EnsembleDetector:
+        return EnsembleDetector(DETECTORS.create("yunet"), DETECTORS.create(_second), **options)  # type: ignore[arg-type]
+
+    _factory.__doc__ = f"YuNet, plus {_second} faces that YuNet confirms on a zoomed crop (recall safety net)."
+    DETECTORS.register(f"yunet+{_second}")(_factory)

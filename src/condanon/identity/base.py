@@ -1,0 +1,47 @@
+"""The identity stage: `Embedder` protocol, its registry, and how a similarity is judged."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ..registry import Registry
+from ..types import Face
+
+Metric = Literal["cosine", "l2"]
+
+
+class Embedder(Protocol):
+    """Turns faces into L2-normalised identity vectors."""
+
+    name: str
+    metric: Metric
+    threshold: float
+    """The model's published verification threshold (on `similarity`'s value)."""
+
+    def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """Return an ``(N, D)`` float32 array of L2-normalised embeddings, one row per face."""
+        ...
+
+
+EMBEDDERS: Registry[Embedder] = Registry("embedder")
+
+
+def similarity(metric: Metric, a: np.ndarray, b: np.ndarray) -> float:
+    """Return cosine similarity (higher = same person) or L2 distance (lower = same person) of two vectors."""
+    if metric == "cosine":
+        return float(np.dot(a, b))
+    return float(np.linalg.norm(a - b))
+
+
+def is_match(metric: Metric, value: float, threshold: float) -> bool:
+    """Return whether ``value`` means "same person" at ``threshold`` under ``metric``."""
+    return value >= threshold if metric == "cosine" else value < threshold
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Return the rows of ``vectors`` scaled to unit L2 norm (as float32)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

