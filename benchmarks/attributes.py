@@ -1,0 +1,118 @@
+"""Attribute accuracy and speed on the shared labelled sets; prints markdown tables.
+
+    python benchmarks/attributes.py [--limit N] [--shared PATH]
+
+utkface (age, sex): sex accuracy, age MAE, share within 5 / 10 years, detection rate, ms per face,
+for the estimator variants below. emotion: top-1 accuracy and per-class hits of the emotion backend.
+Faces come from the default detector; an image where it finds none counts as a miss (and is left out
+of the accuracy figures, which the table says).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from condanon.attributes import ATTRIBUTE_ESTIMATORS
+from condanon.detection import DETECTORS
+
+
+def shared_root(given: str | None) -> Path:
+    root = Path(given or os.environ.get("CONDANON_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+    if not (root / "data").is_dir():
+        raise SystemExit(f"no shared data at {root} (pass --shared or set CONDANON_SHARED)")
+    return root
+
+
+def largest_face(detector, image):
+    faces = detector.detect(image)
+    return max(faces, key=lambda f: f.box.area) if faces else None
+
+
+def utkface(root: Path, limit: int | None) -> None:
+    folder = root / "data/attributes/utkface"
+    rows = list(csv.DictReader(open(folder / "index.csv")))[:limit]
+    detector = DETECTORS.create("yunet")
+    images, faces, labels = [], [], []
+    start = time.perf_counter()
+    for row in rows:
+        image = cv2.imread(str(folder / row["path"]))
+        face = largest_face(detector, image)
+        if face is not None:
+            images.append(image)
+            faces.append(face)
+            labels.append((float(row["age"]), "male" if row["sex"] == "M" else "female"))
+    detect_ms = (time.perf_counter() - start) * 1000 / len(rows)
+    print(f"\n## utkface: {len(rows)} faces, detected {len(faces)} ({100 * len(faces) / len(rows):.1f} %), "
+          f"detection {detect_ms:.1f} ms/image\n")
+    print("| variant | sex acc % | age MAE | within 5 y % | within 10 y % | MAE age<18 | MAE 18-60 | MAE >60 | ms/face |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    variants = {
+        "5-landmark alignment, pad 0.2, mirror average (default)": {},
+        "5-landmark alignment, pad 0.2, no mirror": {"flip": False},
+    }
+    for name, options in variants.items():
+        estimator = ATTRIBUTE_ESTIMATORS.create("age-gender", **options)
+        estimator.estimate(images[0], [faces[0]])  # load the models outside the timing
+        start = time.perf_counter()
+        predictions = [estimator.estimate(img, [face])[0] for img, face in zip(images, faces)]
+        ms = (time.perf_counter() - start) * 1000 / len(faces)
+        ages = np.array([a for a, _ in labels])
+        errors = np.abs(np.array([p.age for p in predictions]) - ages)
+        sex = np.mean([p.sex == s for p, (_, s) in zip(predictions, labels)])
+
+        def band(lo: float, hi: float) -> str:
+            chosen = (ages >= lo) & (ages < hi)
+            return f"{errors[chosen].mean():.1f}" if chosen.any() else "-"
+
+        print(f"| {name} | {100 * sex:.1f} | {errors.mean():.2f} | {100 * np.mean(errors <= 5):.1f} | "
+              f"{100 * np.mean(errors <= 10):.1f} | {band(0, 18)} | {band(18, 60)} | {band(60, 200)} | {ms:.1f} |")
+
+
+def emotion(root: Path, limit: int | None) -> None:
+    folder = root / "data/attributes/emotion"
+    rows = list(csv.DictReader(open(folder / "index.csv")))[:limit]
+    detector = DETECTORS.create("yunet")
+    estimator = ATTRIBUTE_ESTIMATORS.create("fer")
+    hits, totals, found = Counter(), Counter(), 0
+    ms = 0.0
+    for row in rows:
+        image = cv2.imread(str(folder / row["path"]))
+        face = largest_face(detector, image)
+        if face is None:
+            continue
+        found += 1
+        start = time.perf_counter()
+        predicted = estimator.estimate(image, [face])[0].emotion
+        ms += (time.perf_counter() - start) * 1000
+        totals[row["emotion"]] += 1
+        hits[row["emotion"]] += predicted == row["emotion"]
+    print(f"\n## emotion: {len(rows)} faces, detected {found}; backend fer (provisional), "
+          f"{ms / max(found, 1):.2f} ms/face\n")
+    print("| class | faces | correct | accuracy % |")
+    print("|---|---|---|---|")
+    for label in sorted(totals):
+        print(f"| {label} | {totals[label]} | {hits[label]} | {100 * hits[label] / totals[label]:.0f} |")
+    print(f"| **all** | {sum(totals.values())} | {sum(hits.values())} | "
+          f"{100 * sum(hits.values()) / max(1, sum(totals.values())):.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shared", help="the shared folder (default ../shared or $CONDANON_SHARED)")
+    parser.add_argument("--limit", type=int, help="use only the first N rows of each set")
+    args = parser.parse_args()
+    root = shared_root(args.shared)
+    utkface(root, args.limit)
+    emotion(root, args.limit)
+
+
+if __name__ == "__main__":
+    main()

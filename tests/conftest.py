@@ -1,0 +1,72 @@
+"""Shared fixtures: the real photos in ``../shared/data`` and one `Anonymizer` for the whole session.
+
+The photos are never copied into the repository; tests write only under ``tmp_path``. Without the
+shared folder the suite skips, except under CI (``CI=true``), where a green run that tested nothing
+would be a defect, so it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import condanon
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """Return where the shared folder should be: ``$CONDANON_SHARED`` or ``../shared`` beside the repo."""
+    env = os.environ.get("CONDANON_SHARED")
+    return Path(env).expanduser().resolve() if env else REPO.parent / "shared"
+
+
+def imread(path: str | os.PathLike[str]) -> np.ndarray:
+    """Return the BGR uint8 image at ``path`` (read with OpenCV); fail the test if it cannot be read."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"cannot read {path}"
+    return image
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The shared folder (it contains ``data/``); skip when absent, fail when absent under CI."""
+    root = shared_dir()
+    if (root / "data").is_dir():
+        return root
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(
+            f"../shared is missing under CI: a green run that tested nothing is a defect "
+            f"(looked for {root / 'data'}; set CONDANON_SHARED to the shared folder)",
+            pytrace=False,
+        )
+    pytest.skip(f"real test data not found at {root / 'data'} (set CONDANON_SHARED to the shared folder)")
+
+
+@pytest.fixture(scope="session")
+def data(shared: Path) -> Path:
+    """The ``data`` folder of the shared folder."""
+    return shared / "data"
+
+
+@pytest.fixture(scope="session")
+def scenes(data: Path) -> Path:
+    """The folder of real multi-face scenes (``scenes/*.jpg``)."""
+    return data / "scenes"
+
+
+@pytest.fixture(scope="session")
+def load() -> Callable[[str | os.PathLike[str]], np.ndarray]:
+    """A function that reads an image as BGR uint8 with OpenCV."""
+    return imread
+
+
+@pytest.fixture(scope="session")
+def anonymizer(shared: Path) -> condanon.Anonymizer:
+    """One default pixelate `Anonymizer` for the session (models load once per process anyway)."""
+    return condanon.Anonymizer(method="pixelate")
