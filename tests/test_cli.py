@@ -240,3 +240,12 @@ def test_output_would_overwrite_input(scenes, tmp_path, capsys):
     assert main(["anonymize", str(photo), "-o", str(photo), "-q"]) == 1
     assert "overwrite" in capsys.readouterr().err
     assert photo.read_bytes() == data
+
+
+def test_threshold_option(scenes, capsys):
+    photo = str(scenes / "two_people.jpg")
+    assert main(["analyze", photo, "--format", "csv", "-q", "--threshold", "0.3"]) == 0
+    low = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(low) > 2  # the default threshold finds exactly the 2 people (test_analyze_csv)
+    assert main(["analyze", photo, "-q", "--threshold", "1.5"]) == 2
+    assert len(error_lines(capsys.readouterr().err)) == 1

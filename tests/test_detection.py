@@ -129,3 +129,27 @@ def test_second_opinion_detectors_agree_with_yunet(detectors, scenes, load, name
     assert_inside(faces, image, calibrated=False)
     for ref in reference:
         assert max(f.box.iou(ref.box) for f in faces) > 0.5
+
+
+@pytest.mark.parametrize("name", ["yunet", "yunet+hog"])
+def test_score_threshold_reaches_yunet(scenes, load, name):
+    """A lower YuNet threshold finds more (here: false) faces, through the ensemble too."""
+    import condanon
+
+    image = load(scenes / "two_people.jpg")
+    default = condanon.Anonymizer(detector=name).detector.detect(image)
+    low = condanon.Anonymizer(detector=name, score_threshold=0.3).detector.detect(image)
+    assert len(default) == 2
+    assert len(low) > len(default)
+    assert min(f.score for f in low if f.detector == "yunet") < 0.6
+
+
+def test_score_threshold_is_validated():
+    import condanon
+
+    for bad in (0.0, 1.0, 1.5, -0.2):
+        with pytest.raises(condanon.ConfigError, match="between 0 and 1"):
+            condanon.Anonymizer(score_threshold=bad)
+    for detector in ("hog", "haar"):
+        with pytest.raises(condanon.ConfigError, match="YuNet"):
+            condanon.Anonymizer(detector=detector, score_threshold=0.5)

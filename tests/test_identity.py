@@ -75,18 +75,10 @@ def test_same_person_is_closer_than_different_people(embedded):
         assert max(same) < min(different), (same, different)
 
 
-def test_threshold_matches_same_person_and_rejects_others(embedded, request):
+def test_threshold_matches_same_person_and_rejects_others(embedded):
     """At the embedder's published threshold no two different people match, and the same person does
     (at least 8 of the 9 pairs: deepface img3 vs img12 is a hard pair for dlib)."""
     embedder, vectors = embedded
-    if embedder.name == "dlib":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="src bug: dlib descriptors (norm ~1.5) are normalised to unit length but still compared "
-                "with the 0.6 threshold published for raw descriptors, so different people match",
-            )
-        )
     same, different = _pairs(vectors, embedder.metric)
     false_matches = [v for v in different if is_match(embedder.metric, v, embedder.threshold)]
     misses = [v for v in same if not is_match(embedder.metric, v, embedder.threshold)]

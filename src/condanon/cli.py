@@ -49,6 +49,7 @@ def _anonymizer(args: argparse.Namespace) -> Any:
         strength=args.strength,
         blocks=args.blocks,
         fallback=args.fallback,
+        score_threshold=args.threshold,
     )
 
 
@@ -121,7 +122,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not inputs:
         _error("no input images found")
         return 1
-    analyzer = Anonymizer(detector=args.detector)
+    analyzer = Anonymizer(detector=args.detector, score_threshold=args.threshold)
     failures = 0
     rows: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
     anon.add_argument("--detector", default="yunet+hog", help="detector backend (yunet, yunet+hog, yunet+haar, ...)")
+    anon.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
     anon.add_argument("--shape", default="ellipse", choices=["ellipse", "box"], help="region shape")
     anon.add_argument("--mask-scale", type=float, default=1.3, help="region size relative to the face box")
     anon.add_argument("--strength", type=float, default=0.5, help="blur kernel as a fraction of the face size")
@@ -205,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--format", default="json", choices=["json", "csv"])
     ana.add_argument("-o", "--output", help="write to this file instead of standard output")
     ana.add_argument("--detector", default="yunet+hog")
+    ana.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
     ana.add_argument("-q", "--quiet", action="store_true")
     ana.set_defaults(func=cmd_analyze)
 

@@ -77,8 +77,9 @@ def _unzoom(face: Face, scale: float, x0: float, y0: float) -> Face:
 
 for _second in ("hog", "haar"):
 
-    def _factory(_second: str = _second, **options: float) -> EnsembleDetector:
-        return EnsembleDetector(DETECTORS.create("yunet"), DETECTORS.create(_second), **options)  # type: ignore[arg-type]
+    def _factory(_second: str = _second, score_threshold: float = 0.6, **options: float) -> EnsembleDetector:
+        primary = DETECTORS.create("yunet", score_threshold=score_threshold)
+        return EnsembleDetector(primary, DETECTORS.create(_second), **options)  # type: ignore[arg-type]
 
     _factory.__doc__ = f"YuNet, plus {_second} faces that YuNet confirms on a zoomed crop (recall safety net)."
     DETECTORS.register(f"yunet+{_second}")(_factory)
