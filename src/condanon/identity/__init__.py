@@ -1,6 +1,6 @@
 """Identity embeddings: `Embedder` protocol and the ``sface`` and ``dlib`` backends."""
 
 from . import dlib_resnet, sface  # noqa: F401  (registers the backends)
-from .base import EMBEDDERS, Embedder, is_match, similarity
+from .base import EMBEDDERS, Embedder, embed_original, is_match, similarity
 
-__all__ = ["EMBEDDERS", "Embedder", "is_match", "similarity"]
+__all__ = ["EMBEDDERS", "Embedder", "embed_original", "is_match", "similarity"]

@@ -45,3 +45,16 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+def embed_original(embedder: Embedder, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """Return ``embedder``'s vectors of ``faces`` in their ORIGINAL ``image``, cached in ``face.embeddings``.
+
+    Only for the image the faces were found in: to read an anonymised image, pass copies of the faces
+    with empty ``embeddings`` (``dataclasses.replace(face, embeddings={})``) or call ``embed`` directly.
+    """
+    missing = [face for face in faces if embedder.name not in face.embeddings]
+    if missing:
+        for face, vector in zip(missing, embedder.embed(image, missing)):
+            face.embeddings[embedder.name] = vector
+    return np.stack([face.embeddings[embedder.name] for face in faces]) if faces else np.zeros((0, 128), np.float32)
