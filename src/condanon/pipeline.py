@@ -162,6 +162,20 @@ class Anonymizer:
         bgr, order, source = as_bgr(image, channels)
         timings: dict[str, float] = {}
         faces = self.find_faces(bgr, timings)
+        output, reports = self.anonymize_faces(bgr, faces, timings)
+        timings["total"] = _ms(total)
+        image_out = output if order == "bgr" else np.ascontiguousarray(output[:, :, ::-1])
+        return Result(image=image_out, faces=faces, reports=reports, channels=order, source=source, timings_ms=timings)
+
+    def anonymize_faces(
+        self, bgr: np.ndarray, faces: list[Face], timings: dict[str, float] | None = None
+    ) -> tuple[np.ndarray, list[FaceReport]]:
+        """Return an anonymised copy of ``bgr`` and one report per face, for faces `find_faces` found in it.
+
+        With ``verify``, each report's identity checks and attributes describe the final output,
+        after any fallback.
+        """
+        timings = {} if timings is None else timings
         output = bgr.copy()
         reports = [FaceReport(index=i, face=f, method=self.method, verdict="anonymized") for i, f in enumerate(faces)]
         for report in reports:
@@ -171,9 +185,7 @@ class Anonymizer:
             start = time.perf_counter()
             self._verify(bgr, output, reports)
             timings["verify"] = _ms(start)
-        timings["total"] = _ms(total)
-        image_out = output if order == "bgr" else np.ascontiguousarray(output[:, :, ::-1])
-        return Result(image=image_out, faces=faces, reports=reports, channels=order, source=source, timings_ms=timings)
+        return output, reports
 
     def _apply(self, output: np.ndarray, report: FaceReport) -> None:
         """Anonymise one face in ``output``; on any error fall back and say why."""
@@ -192,9 +204,12 @@ class Anonymizer:
         report.verdict = "fallback"
         report.reason = reason
 
-    def _verify(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> None:
-        """Compare each output face with its original; a face the in-loop embedder still knows falls back."""
+    def _check_identity(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> np.ndarray | None:
+        """Set each report's identity checks from ``output``; return the in-loop vectors of the output faces."""
         faces = [r.face for r in reports]
+        for report in reports:
+            report.identity = []
+        in_loop_after = None
         for embedder in [self.embedder] + ([self.attacker] if self.attacker else []):
             try:
                 before = embed_original(embedder, original, faces)
@@ -204,25 +219,47 @@ class Anonymizer:
                 for report in reports:
                     report.identity.append(IdentityCheck(embedder.name, embedder.metric, None, embedder.threshold, None))
                 continue
+            if embedder is self.embedder:
+                in_loop_after = after
             for report, a, b in zip(reports, before, after):
                 value = similarity(embedder.metric, a, b)
                 matched = is_match(embedder.metric, value, embedder.threshold)
                 report.identity.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, matched))
+        return in_loop_after
+
+    def _verify(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> None:
+        """Check each output face against its original; a face the in-loop embedder still knows falls back."""
+        in_loop_after = self._check_identity(original, output, reports)
+        failed = []
         for report in reports:
-            in_loop = report.identity[0] if report.identity else None
-            if in_loop is None or in_loop.matched is None:
-                if report.verdict != "fallback":
-                    self._fall_back(output, report, f"identity check with {self.embedder.name} could not run")
-            elif in_loop.matched and report.verdict != "fallback":
+            check = report.identity[0]
+            if report.verdict == "fallback":
+                continue
+            if check.matched is None:
+                self._fall_back(output, report, f"identity check with {self.embedder.name} could not run")
+                failed.append(report)
+            elif check.matched:
                 self._fall_back(
                     output,
                     report,
                     f"{self.embedder.name} still recognised the person after {self.method} "
-                    f"({in_loop.metric} {in_loop.value:.3f} vs threshold {in_loop.threshold})",
+                    f"({check.metric} {check.value:.3f} vs threshold {check.threshold})",
                 )
-        # Fresh copies: the faces' cached embeddings are of the original, not of the output.
-        unanonymised = [dataclasses.replace(face, embeddings={}) for face in faces]
-        for report, attributes in zip(reports, self._attributes(output, unanonymised)):
+                failed.append(report)
+        if failed:  # the reports describe the final pixels: check the fallbacks again
+            refreshed = self._check_identity(original, output, failed)
+            if in_loop_after is not None and refreshed is not None:
+                for report, vector in zip(failed, refreshed):
+                    in_loop_after[report.index] = vector
+            else:
+                in_loop_after = None
+        # Copies of the faces that carry the OUTPUT's in-loop vectors: estimates must not read the original's.
+        name = self.embedder.name
+        after_faces = [
+            dataclasses.replace(r.face, embeddings={} if in_loop_after is None else {name: in_loop_after[i]})
+            for i, r in enumerate(reports)
+        ]
+        for report, attributes in zip(reports, self._attributes(output, after_faces)):
             report.attributes_after = attributes
 
     def anonymize_batch(self, images: Iterable[Any], channels: Channels = "bgr") -> Iterator[BatchItem]:
