@@ -222,6 +222,7 @@ class Anonymizer:
             if embedder is self.embedder:
                 in_loop_after = after
             for report, a, b in zip(reports, before, after):
+                report.embeddings_after[embedder.name] = b
                 value = similarity(embedder.metric, a, b)
                 matched = is_match(embedder.metric, value, embedder.threshold)
                 report.identity.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, matched))

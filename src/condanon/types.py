@@ -218,6 +218,8 @@ class FaceReport:
     identity: list[IdentityCheck] = field(default_factory=list)
     attempts: int = 1
     timings_ms: dict[str, float] = field(default_factory=dict)
+    embeddings_after: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Identity vectors of the final output at the original face's place, by embedder (not in the JSON)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""

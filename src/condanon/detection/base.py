@@ -34,9 +34,16 @@ def overlap(a: Face, b: Face) -> float:
 
 
 def suppress(faces: list[Face], threshold: float = 0.5) -> list[Face]:
-    """Return ``faces`` without duplicates: greedy by score, dropping any face that overlaps a kept one."""
+    """Return ``faces`` without duplicates: greedy by score, dropping any face that overlaps a kept one.
+
+    A face more than twice the area of the kept face it overlaps replaces it: the kept one is then a
+    part of a face (a mouth found as a face in a tile), and the larger region is the safer one to hide.
+    """
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: f.score, reverse=True):
-        if all(overlap(face, other) < threshold for other in kept):
+        clashes = [i for i, other in enumerate(kept) if overlap(face, other) >= threshold]
+        if not clashes:
             kept.append(face)
-    return kept
+        elif all(face.box.area > 2 * kept[i].box.area for i in clashes):
+            kept = [k for i, k in enumerate(kept) if i not in clashes] + [face]
+    return sorted(kept, key=lambda f: f.score, reverse=True)

