@@ -15,7 +15,7 @@ import numpy as np
 
 from ..types import Box, Face
 from ..weights import load_once, model_path
-from .base import DETECTORS, suppress
+from .base import DETECTORS, pad_with_mean, suppress
 
 
 def _load() -> tuple[cv2.FaceDetectorYN, threading.Lock]:
@@ -69,9 +69,7 @@ class YuNetDetector:
         faces: list[Face] = []
         if longest <= self.pad_small:
             # Pad with the mean colour by a quarter of the size: faces touching the border are found.
-            pad = int(0.25 * longest)
-            fill = [int(v) for v in image.reshape(-1, 3).mean(axis=0)]
-            padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
+            padded, pad = pad_with_mean(image)
             scale = max(1.0, self.min_side / longest)
             if scale > 1.0:
                 padded = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)

@@ -8,6 +8,7 @@ face that is no longer detected is still measured: undetectable is not unidentif
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..detection import DETECTORS
+from ..detection import DETECTORS, PaddedDetector
 from ..errors import CondanonError, ConfigError
 from ..identity import EMBEDDERS, embed_original, is_match, similarity
 from ..imageio import read_image
@@ -35,7 +36,8 @@ SECOND_DETECTOR = "haar"
 PADDING_NOTE = (
     "Images whose longer side is at most 480 px (the tight crops) are padded by a quarter of that side "
     "with their mean colour before YuNet runs, and upscaled so the longer side is at least 160 px; the "
-    "anonymised image keeps the input's size. The main face is the largest one found."
+    "anonymised image keeps the input's size; the second detector (Haar) gets the same padding. The main "
+    "face is the largest one found."
 )
 
 
@@ -91,7 +93,7 @@ class _Worker:
             s.label: Anonymizer(method=s.method, seed=seed, **dict(s.options)) for s in specs if s.method != "original"
         }
         self.embedders = {name: EMBEDDERS.create(name) for name in (IN_LOOP, HELD_OUT)}
-        self.second = DETECTORS.create(SECOND_DETECTOR)
+        self.second = PaddedDetector(DETECTORS.create(SECOND_DETECTOR))  # same padding as YuNet gets
 
     def run(self, sample: Sample, thumbnail: bool) -> SampleOutcome:
         """Return the records of every method on ``sample``'s main face."""
@@ -219,7 +221,10 @@ def run_samples(
             if progress:
                 progress(1)
     else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(specs, seed)) as pool:
+        # "spawn", not fork: a forked child of a process that already runs model threads (onnxruntime,
+        # OpenCV) can inherit a held lock and hang for ever.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(specs, seed)) as pool:
             for outcome in pool.map(_run_one, jobs, chunksize=4):
                 results.append(outcome)
                 if progress:
