@@ -56,7 +56,9 @@ def utkface(root: Path, limit: int | None) -> None:
     print("| variant | sex acc % | age MAE | within 5 y % | within 10 y % | MAE age<18 | MAE 18-60 | MAE >60 | ms/face |")
     print("|---|---|---|---|---|---|---|---|---|")
     variants = {
-        "age-sex: mean of the two below (default)": ("age-sex", {}),
+        "age-sex: age-gender and sface-dlib-probe stacked (default)": ("age-sex", {}),
+        "sface-dlib-probe: probes on the SFace + dlib vectors": ("sface-dlib-probe", {}),
+        "age-sex-mean: mean of age-gender and sface-probe": ("age-sex-mean", {}),
         "age-gender: 5-landmark alignment, pad 0.2, mirror average": ("age-gender", {}),
         "age-gender without the mirror average": ("age-gender", {"flip": False}),
         "sface-probe: probes on the SFace vector": ("sface-probe", {}),

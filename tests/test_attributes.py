@@ -91,8 +91,8 @@ def test_combined_estimator_merges_both_backends(anonymizer, scenes, load):
     assert combined.estimate(image, []) == []
 
 
-def test_age_sex_default_is_the_mean_of_its_two_estimators(scenes, load):
-    """The default age/sex backend averages age-gender and sface-probe: age and P(male) are exact means."""
+def test_age_sex_mean_is_the_mean_of_its_two_estimators(scenes, load):
+    """``age-sex-mean`` averages age-gender and sface-probe: age and P(male) are exact means."""
     from dataclasses import replace
 
     from condanon.attributes.base import male_probability
@@ -101,7 +101,7 @@ def test_age_sex_default_is_the_mean_of_its_two_estimators(scenes, load):
     image = load(scenes / "two_people.jpg")
     faces = DETECTORS.create("yunet").detect(image)
     assert len(faces) == 2
-    mixed = ATTRIBUTE_ESTIMATORS.create("age-sex").estimate(image, faces)
+    mixed = ATTRIBUTE_ESTIMATORS.create("age-sex-mean").estimate(image, faces)
     first = ATTRIBUTE_ESTIMATORS.create("age-gender").estimate(image, faces)
     second = ATTRIBUTE_ESTIMATORS.create("sface-probe").estimate(image, [replace(f, embeddings={}) for f in faces])
     for m, a, b in zip(mixed, first, second):
@@ -121,3 +121,21 @@ def test_attributes_after_are_read_from_the_anonymised_pixels(scenes, load):
         before, after = report.attributes_before, report.attributes_after
         assert before is not None and after is not None
         assert abs(before.age - after.age) > 0.5 or before.sex_confidence != pytest.approx(after.sex_confidence)
+
+
+def test_age_sex_default_is_the_stack(scenes, load):
+    """The default age/sex backend is age-sex-stacked: age-gender and sface-dlib-probe, stacked on train OOF."""
+    from dataclasses import replace
+
+    from condanon.detection import DETECTORS
+
+    image = load(scenes / "two_people.jpg")
+    faces = DETECTORS.create("yunet").detect(image)
+    assert len(faces) == 2
+    default = ATTRIBUTE_ESTIMATORS.create("age-sex")
+    assert default.name == "age-sex"
+    mixed = default.estimate(image, [replace(f, embeddings={}) for f in faces])
+    stacked = ATTRIBUTE_ESTIMATORS.create("age-sex-stacked").estimate(image, [replace(f, embeddings={}) for f in faces])
+    for m, s in zip(mixed, stacked):
+        assert m.age == pytest.approx(s.age)
+        assert m.sex == s.sex and m.sex_confidence == pytest.approx(s.sex_confidence)

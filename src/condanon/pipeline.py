@@ -254,10 +254,16 @@ class Anonymizer:
                     in_loop_after[report.index] = vector
             else:
                 in_loop_after = None
-        # Copies of the faces that carry the OUTPUT's in-loop vectors: estimates must not read the original's.
+        # Copies of the faces that carry the OUTPUT's vectors (in-loop and attacker, as measured on the
+        # final pixels): estimates after anonymisation must never read the original's.
         name = self.embedder.name
+        attacker = self.attacker.name if self.attacker else None
         after_faces = [
-            dataclasses.replace(r.face, embeddings={} if in_loop_after is None else {name: in_loop_after[i]})
+            dataclasses.replace(
+                r.face,
+                embeddings=({} if in_loop_after is None else {name: in_loop_after[i]})
+                | ({attacker: r.embeddings_after[attacker]} if attacker in r.embeddings_after else {}),
+            )
             for i, r in enumerate(reports)
         ]
         for report, attributes in zip(reports, self._attributes(output, after_faces)):

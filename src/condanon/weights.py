@@ -177,6 +177,15 @@ for _entry in (
         relpath="sface-probe-v1.npz",
         note="trained by tools/train_attribute_probe.py; card: models/sface-probe-v1.md",
     ),
+    ModelFile(
+        "sface-dlib-probe-v1",
+        "age + sex (probes on the SFace + dlib vectors, stacked with age-gender)",
+        "dfec1bcebf1e7a148cadae8a0326298e8f1ac08479cd341e77db5f20a3355bc7",
+        "trained here on UTKFace: non-commercial research use only",
+        package="condanon.bundled_models",
+        relpath="sface-dlib-probe-v1.npz",
+        note="trained by tools/train_attribute_probe_v2.py; card: models/sface-dlib-probe-v1.md",
+    ),
 ):
     register_model(_entry)
 

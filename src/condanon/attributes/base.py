@@ -90,9 +90,17 @@ class AveragedEstimator:
         return out
 
 
-@ATTRIBUTE_ESTIMATORS.register("age-sex")
-def _age_sex_ensemble() -> AveragedEstimator:
+@ATTRIBUTE_ESTIMATORS.register("age-sex-mean")
+def _age_sex_mean() -> AveragedEstimator:
     """Age and sex: the mean of age-gender and sface-probe (utkface: 88.5 % sex, 5.2 y MAE)."""
     return AveragedEstimator(
-        [ATTRIBUTE_ESTIMATORS.create("age-gender"), ATTRIBUTE_ESTIMATORS.create("sface-probe")], name="age-sex"
+        [ATTRIBUTE_ESTIMATORS.create("age-gender"), ATTRIBUTE_ESTIMATORS.create("sface-probe")], name="age-sex-mean"
     )
+
+
+@ATTRIBUTE_ESTIMATORS.register("age-sex")
+def _age_sex_default() -> AttributeEstimator:
+    """Age and sex (default): age-gender and sface-dlib-probe stacked (utkface: 90.3 % sex, 4.2 y MAE)."""
+    from .sface_dlib_probe import StackedAgeSex
+
+    return StackedAgeSex(name="age-sex")

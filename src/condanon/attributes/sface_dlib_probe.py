@@ -1,0 +1,138 @@
+"""Age and sex from probes on the SFace + dlib identity vectors, and their stack with age-gender.
+
+``sface-dlib-probe``: the same kinds of heads as ``sface-probe`` (sex: one hidden layer of 128 ReLU
+units; age: multinomial logistic regression over 11 age bands, its expectation and spread), on the
+standardised concatenation of the 128-D SFace and 128-D dlib ResNet unit vectors.
+``age-sex-stacked``: P(male) = sigmoid(a * logit(P_age-gender) + b * logit(P_probe) + c) and
+age = d * age_age-gender + e * age_probe + f, fitted on the probe's out-of-fold predictions of the
+train set (logistic regression; least-absolute-deviation regression). Trained by
+``tools/train_attribute_probe_v2.py`` on shared/data/train/utkface (models/sface-dlib-probe-v1.md).
+
+Both vectors go through `condanon.identity.embed_original`, so they are cached on the face and shared
+with the identity checks (SFace: in-loop embedder; dlib: held-out attacker). On an anonymised image the
+pipeline passes face copies whose ``embeddings`` hold only the output's in-loop vector: the dlib vector
+is then missing and is computed afresh on the image given. The weights are plain numpy arrays (no
+pickle) and derive from UTKFace, so they are for non-commercial research use only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..types import Attributes, Face
+from ..weights import load_once, model_path
+from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, male_probability
+
+MODEL = "sface-dlib-probe-v1"
+_KEYS = (
+    "mean", "scale", "sex_w1", "sex_b1", "sex_w2", "sex_b2", "age_coef", "age_intercept", "band_ages",
+    "stack_sex_coef", "stack_sex_intercept", "stack_age_coef", "stack_age_intercept",
+)  # fmt: skip
+EMBEDDINGS = ("sface", "dlib")
+"""Which embedders' vectors are concatenated, in order."""
+
+
+def _load() -> dict[str, Any]:
+    with np.load(model_path(MODEL), allow_pickle=False) as data:
+        probe: dict[str, Any] = {key: np.asarray(data[key]).astype(np.float64) for key in _KEYS}
+        probe["metadata"] = json.loads(str(data["metadata"]))
+    return probe
+
+
+def _spread(weights: np.ndarray, centres: np.ndarray, age: float) -> float:
+    return float(np.sqrt(max(0.0, float(weights @ (centres - age) ** 2))))
+
+
+def _sex(p: float) -> dict[str, Any]:
+    return {"sex": "male" if p >= 0.5 else "female", "sex_confidence": max(p, 1.0 - p)}
+
+
+class SFaceDlibProbe:
+    """Age (band expectation, with its spread) and sex (with its probability) read off the SFace + dlib vectors."""
+
+    name = "sface-dlib-probe"
+    provides = ("age", "sex")
+
+    def __init__(self) -> None:
+        self._embedders: list[Any] = []
+
+    def vectors(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """Return ``(N, 256)``: each face's SFace then dlib vector (both cached in ``face.embeddings``)."""
+        from ..identity import EMBEDDERS, embed_original
+
+        if not self._embedders:
+            self._embedders = [EMBEDDERS.create(name) for name in EMBEDDINGS]
+        return np.hstack([embed_original(e, image, faces).astype(np.float64) for e in self._embedders])
+
+    def predict(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return per face P(male), the expected age and its spread, as arrays."""
+        probe = load_once(MODEL, _load)
+        z = (self.vectors(image, faces) - probe["mean"]) / probe["scale"]
+        hidden = np.maximum(z @ probe["sex_w1"] + probe["sex_b1"], 0.0)
+        male = 1.0 / (1.0 + np.exp(-(hidden @ probe["sex_w2"] + probe["sex_b2"])))
+        logits = z @ probe["age_coef"].T + probe["age_intercept"]
+        bands = np.exp(logits - logits.max(axis=1, keepdims=True))
+        bands /= bands.sum(axis=1, keepdims=True)
+        ages = bands @ probe["band_ages"]
+        spreads = np.array([_spread(w, probe["band_ages"], a) for w, a in zip(bands, ages)])
+        return male, ages, spreads
+
+    def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:
+        """Return age and sex attributes for each face."""
+        if not faces:
+            return []
+        male, ages, spreads = self.predict(image, faces)
+        return [Attributes(age=float(a), age_std=float(s), **_sex(float(p))) for p, a, s in zip(male, ages, spreads)]
+
+
+class StackedAgeSex:
+    """age-gender and sface-dlib-probe combined by the stack stored with the probe (fitted on train OOF)."""
+
+    name = "age-sex-stacked"
+    provides = ("age", "sex")
+
+    def __init__(
+        self, age_gender: AttributeEstimator | None = None, probe: SFaceDlibProbe | None = None, name: str = ""
+    ) -> None:
+        self.name = name or self.name
+        self.age_gender = age_gender or ATTRIBUTE_ESTIMATORS.create("age-gender")
+        self.probe = probe or SFaceDlibProbe()
+
+    def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:
+        """Return, per face, the stacked age (spread: the members' spreads by the stack's age weights) and P(male)."""
+        if not faces:
+            return []
+        stack = load_once(MODEL, _load)
+        clip = float(stack["metadata"]["logit_clip"])
+        first = self.age_gender.estimate(image, faces)
+        male, ages, spreads = self.probe.predict(image, faces)
+        age_w = stack["stack_age_coef"]
+        out = []
+        for a, p, age, spread in zip(first, male, ages, spreads):
+            ps = np.clip([male_probability(a), p], clip, 1.0 - clip)
+            score = float(np.log(ps / (1.0 - ps)) @ stack["stack_sex_coef"] + stack["stack_sex_intercept"])
+            combined = float(1.0 / (1.0 + np.exp(-score)))
+            years = float(age_w @ [a.age, age] + stack["stack_age_intercept"])
+            out.append(
+                Attributes(
+                    age=max(0.0, years),
+                    age_std=float(np.abs(age_w) @ [a.age_std or 0.0, spread]),
+                    **_sex(combined),
+                )
+            )
+        return out
+
+
+@ATTRIBUTE_ESTIMATORS.register("sface-dlib-probe")
+def _sface_dlib_probe() -> SFaceDlibProbe:
+    """Age and sex from small probes on the SFace + dlib vectors (UTKFace-derived: non-commercial research only)."""
+    return SFaceDlibProbe()
+
+
+@ATTRIBUTE_ESTIMATORS.register("age-sex-stacked")
+def _age_sex_stacked() -> StackedAgeSex:
+    """Age and sex: age-gender and sface-dlib-probe stacked on train OOF (utkface: 90.3 % sex, 4.2 y MAE)."""
+    return StackedAgeSex()
