@@ -86,7 +86,7 @@ def emotion(root: Path, limit: int | None) -> None:
     folder = root / "data/attributes/emotion"
     rows = list(csv.DictReader(open(folder / "index.csv")))[:limit]
     detector = DETECTORS.create("yunet")
-    estimator = ATTRIBUTE_ESTIMATORS.create("fer")
+    estimator = ATTRIBUTE_ESTIMATORS.create("emotion")
     hits, totals, found = Counter(), Counter(), 0
     ms = 0.0
     for row in rows:
@@ -100,7 +100,7 @@ def emotion(root: Path, limit: int | None) -> None:
         ms += (time.perf_counter() - start) * 1000
         totals[row["emotion"]] += 1
         hits[row["emotion"]] += predicted == row["emotion"]
-    print(f"\n## emotion: {len(rows)} faces, detected {found}; backend fer (provisional), "
+    print(f"\n## emotion: {len(rows)} faces, detected {found}; backend emotion (default; see benchmarks/emotion.py for the teacher side by side), "
           f"{ms / max(found, 1):.2f} ms/face\n")
     print("| class | faces | correct | accuracy % |")
     print("|---|---|---|---|")

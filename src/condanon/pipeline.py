@@ -70,7 +70,7 @@ class Anonymizer:
         preserve: Iterable[str] = ATTRIBUTE_NAMES,
         seed: int = 0,
         detector: str = "yunet+hog",
-        attributes: Iterable[str] = ("age-sex", "fer"),
+        attributes: Iterable[str] = ("age-sex", "emotion"),
         embedder: str = "sface",
         attacker: str | None = "dlib",
         verify: bool = True,

@@ -186,6 +186,15 @@ for _entry in (
         relpath="sface-dlib-probe-v1.npz",
         note="trained by tools/train_attribute_probe_v2.py; card: models/sface-dlib-probe-v1.md",
     ),
+    ModelFile(
+        "emotion-v1",
+        "emotion, 7 classes (the project's own model)",
+        "19bd5d4710b65ab240f1c492c15715465ac1b0bef6528e94326bf671951c5d4a",
+        "trained here: non-commercial research use only (UTKFace faces; teacher trained on FER2013)",
+        package="condanon.bundled_models",
+        relpath="emotion-v1.onnx",
+        note="trained by tools/train_emotion.py; card: models/emotion-v1.md",
+    ),
 ):
     register_model(_entry)
 

