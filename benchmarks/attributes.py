@@ -14,7 +14,6 @@ import argparse
 import csv
 import os
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from condanon.attributes import ATTRIBUTE_ESTIMATORS
 from condanon.detection import DETECTORS
+from condanon.types import EMOTIONS
 
 
 def shared_root(given: str | None) -> Path:
@@ -86,28 +86,37 @@ def emotion(root: Path, limit: int | None) -> None:
     folder = root / "data/attributes/emotion"
     rows = list(csv.DictReader(open(folder / "index.csv")))[:limit]
     detector = DETECTORS.create("yunet")
-    estimator = ATTRIBUTE_ESTIMATORS.create("emotion")
-    hits, totals, found = Counter(), Counter(), 0
-    ms = 0.0
+    found = []
     for row in rows:
         image = cv2.imread(str(folder / row["path"]))
         face = largest_face(detector, image)
-        if face is None:
-            continue
-        found += 1
+        if face is not None:
+            found.append((image, face, row["emotion"]))
+    backends = {"emotion (ours, default)": "emotion", "fer (teacher)": "fer"}
+    results = {}
+    for name, backend in backends.items():
+        estimator = ATTRIBUTE_ESTIMATORS.create(backend)
+        estimator.estimate(found[0][0], [found[0][1]])  # load outside the timing
         start = time.perf_counter()
-        predicted = estimator.estimate(image, [face])[0].emotion
-        ms += (time.perf_counter() - start) * 1000
-        totals[row["emotion"]] += 1
-        hits[row["emotion"]] += predicted == row["emotion"]
-    print(f"\n## emotion: {len(rows)} faces, detected {found}; backend emotion (default; see benchmarks/emotion.py for the teacher side by side), "
-          f"{ms / max(found, 1):.2f} ms/face\n")
-    print("| class | faces | correct | accuracy % |")
-    print("|---|---|---|---|")
-    for label in sorted(totals):
-        print(f"| {label} | {totals[label]} | {hits[label]} | {100 * hits[label] / totals[label]:.0f} |")
-    print(f"| **all** | {sum(totals.values())} | {sum(hits.values())} | "
-          f"{100 * sum(hits.values()) / max(1, sum(totals.values())):.1f} |")
+        predicted = [estimator.estimate(image, [face])[0].emotion for image, face, _ in found]
+        results[name] = (predicted, (time.perf_counter() - start) * 1000 / len(found))
+    truth = [label for _, _, label in found]
+    classes = sorted(set(truth))
+    print(f"\n## emotion: {len(rows)} faces, detected {len(found)}; the same faces for both models "
+          f"(benchmarks/emotion.py has more)\n")
+    print("| model | accuracy % | macro-F1 | " + " | ".join(f"{c} recall" for c in classes) + " | ms/face |")
+    print("|---|---|---|" + "---|" * len(classes) + "---|")
+    for name, (predicted, ms) in results.items():
+        hits = np.array([p == t for p, t in zip(predicted, truth)])
+        f1s = []
+        for c in EMOTIONS:
+            tp = sum(p == c and t == c for p, t in zip(predicted, truth))
+            fp = sum(p == c and t != c for p, t in zip(predicted, truth))
+            fn = sum(p != c and t == c for p, t in zip(predicted, truth))
+            f1s.append(2 * tp / max(1, 2 * tp + fp + fn))
+        recalls = [100 * np.mean([p == c for p, t in zip(predicted, truth) if t == c]) for c in classes]
+        print(f"| {name} | {100 * hits.mean():.1f} | {np.mean(f1s):.3f} | "
+              + " | ".join(f"{r:.0f}" for r in recalls) + f" | {ms:.2f} |")
 
 
 def main() -> None:
