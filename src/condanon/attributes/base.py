@@ -53,6 +53,15 @@ class CombinedEstimator:
         return merged
 
 
+def emotion_attributes(labels: tuple[str, ...], probabilities: np.ndarray) -> list[Attributes]:
+    """Return one emotion-only `Attributes` per row of class ``probabilities`` (columns in ``labels`` order)."""
+    out = []
+    for row in probabilities:
+        table = {label: float(p) for label, p in zip(labels, row)}
+        out.append(Attributes(emotion=max(table, key=table.__getitem__), emotion_probabilities=table))
+    return out
+
+
 def male_probability(attributes: Attributes) -> float | None:
     """Return P(male) from an estimate's sex and its confidence."""
     if attributes.sex is None or attributes.sex_confidence is None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..types import EMOTIONS, Attributes, Face
 from ..weights import load_once, model_path
-from .base import ATTRIBUTE_ESTIMATORS, onnx_session
+from .base import ATTRIBUTE_ESTIMATORS, emotion_attributes, onnx_session
 from .fer_emotion import face_crop
 
 MODEL_NAME = "emotion-v1"
@@ -115,11 +115,7 @@ class EmotionModel:
         if not faces:
             return []
         probs = self.probabilities(np.stack([aligned_face(image, face) for face in faces]))
-        out = []
-        for row in probs:
-            table = {label: float(p) for label, p in zip(EMOTIONS, row)}
-            out.append(Attributes(emotion=max(table, key=table.__getitem__), emotion_probabilities=table))
-        return out
+        return emotion_attributes(EMOTIONS, probs)
 
 
 @ATTRIBUTE_ESTIMATORS.register("emotion")

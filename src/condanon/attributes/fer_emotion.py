@@ -11,7 +11,7 @@ import numpy as np
 
 from ..types import EMOTIONS, Attributes, Face
 from ..weights import load_once, model_path
-from .base import ATTRIBUTE_ESTIMATORS, onnx_session
+from .base import ATTRIBUTE_ESTIMATORS, emotion_attributes, onnx_session
 
 _LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 assert set(_LABELS) == set(EMOTIONS)
@@ -45,11 +45,7 @@ class FerEmotion:
             grey = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32)
             batch.append((grey / 255.0 - 0.5) * 2.0)
         probs = session.run(None, {"input": np.stack(batch)[:, None]})[0]  # type: ignore[attr-defined]
-        out = []
-        for row in probs:
-            table = {label: float(p) for label, p in zip(_LABELS, row)}
-            out.append(Attributes(emotion=max(table, key=table.__getitem__), emotion_probabilities=table))
-        return out
+        return emotion_attributes(_LABELS, probs)
 
 
 @ATTRIBUTE_ESTIMATORS.register("fer")

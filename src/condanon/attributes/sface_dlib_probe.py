@@ -25,6 +25,7 @@ import numpy as np
 from ..types import Attributes, Face
 from ..weights import load_once, model_path
 from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, male_probability
+from .sface_probe import probe_heads
 
 MODEL = "sface-dlib-probe-v1"
 _KEYS = (
@@ -40,10 +41,6 @@ def _load() -> dict[str, Any]:
         probe: dict[str, Any] = {key: np.asarray(data[key]).astype(np.float64) for key in _KEYS}
         probe["metadata"] = json.loads(str(data["metadata"]))
     return probe
-
-
-def _spread(weights: np.ndarray, centres: np.ndarray, age: float) -> float:
-    return float(np.sqrt(max(0.0, float(weights @ (centres - age) ** 2))))
 
 
 def _sex(p: float) -> dict[str, Any]:
@@ -69,15 +66,7 @@ class SFaceDlibProbe:
 
     def predict(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return per face P(male), the expected age and its spread, as arrays."""
-        probe = load_once(MODEL, _load)
-        z = (self.vectors(image, faces) - probe["mean"]) / probe["scale"]
-        hidden = np.maximum(z @ probe["sex_w1"] + probe["sex_b1"], 0.0)
-        male = 1.0 / (1.0 + np.exp(-(hidden @ probe["sex_w2"] + probe["sex_b2"])))
-        logits = z @ probe["age_coef"].T + probe["age_intercept"]
-        bands = np.exp(logits - logits.max(axis=1, keepdims=True))
-        bands /= bands.sum(axis=1, keepdims=True)
-        ages = bands @ probe["band_ages"]
-        spreads = np.array([_spread(w, probe["band_ages"], a) for w, a in zip(bands, ages)])
+        male, ages, spreads = probe_heads(load_once(MODEL, _load), self.vectors(image, faces))
         return male, ages, spreads
 
     def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:

@@ -29,6 +29,20 @@ def _load() -> dict[str, Any]:
     return probe
 
 
+def probe_heads(probe: dict[str, Any], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per row of ``vectors``: P(male) from the MLP head, and the expected age and its spread from the band head."""
+    z = (vectors - probe["mean"]) / probe["scale"]
+    hidden = np.maximum(z @ probe["sex_w1"] + probe["sex_b1"], 0.0)
+    male = 1.0 / (1.0 + np.exp(-(hidden @ probe["sex_w2"] + probe["sex_b2"])))
+    logits = z @ probe["age_coef"].T + probe["age_intercept"]
+    bands = np.exp(logits - logits.max(axis=1, keepdims=True))
+    bands /= bands.sum(axis=1, keepdims=True)
+    centres = probe["band_ages"]
+    ages = bands @ centres
+    spreads = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", bands, (centres[None, :] - ages[:, None]) ** 2)))
+    return male, ages, spreads
+
+
 class SFaceProbe:
     """Age (band expectation, with its spread) and sex (with its probability) read off each face's SFace vector."""
 
@@ -50,27 +64,16 @@ class SFaceProbe:
         """Return age and sex attributes for each face."""
         if not faces:
             return []
-        probe = load_once("sface-probe-v1", _load)
-        z = (self.vectors(image, faces) - probe["mean"]) / probe["scale"]
-        hidden = np.maximum(z @ probe["sex_w1"] + probe["sex_b1"], 0.0)
-        male = 1.0 / (1.0 + np.exp(-(hidden @ probe["sex_w2"] + probe["sex_b2"])))
-        logits = z @ probe["age_coef"].T + probe["age_intercept"]
-        bands = np.exp(logits - logits.max(axis=1, keepdims=True))
-        bands /= bands.sum(axis=1, keepdims=True)
-        centres = probe["band_ages"]
-        out = []
-        for p, weights in zip(male, bands):
-            p = float(p)
-            age = float(weights @ centres)
-            out.append(
-                Attributes(
-                    age=age,
-                    age_std=float(np.sqrt(max(0.0, float(weights @ (centres - age) ** 2)))),
-                    sex="male" if p >= 0.5 else "female",
-                    sex_confidence=max(p, 1.0 - p),
-                )
+        male, ages, spreads = probe_heads(load_once("sface-probe-v1", _load), self.vectors(image, faces))
+        return [
+            Attributes(
+                age=float(a),
+                age_std=float(d),
+                sex="male" if p >= 0.5 else "female",
+                sex_confidence=max(float(p), 1.0 - float(p)),
             )
-        return out
+            for p, a, d in zip(male, ages, spreads)
+        ]
 
 
 @ATTRIBUTE_ESTIMATORS.register("sface-probe")
