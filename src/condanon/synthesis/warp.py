@@ -1,0 +1,71 @@
+"""Piecewise-affine warping between two layouts of the same points (one affine map per triangle)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def triangulate(points: np.ndarray) -> np.ndarray:
+    """Return ``(T, 3)`` point indices of the Delaunay triangles of ``points``."""
+    points = np.asarray(points, dtype=np.float64)
+    low = points.min(axis=0) - 10
+    high = points.max(axis=0) + 10
+    subdiv = cv2.Subdiv2D((int(low[0]), int(low[1]), int(high[0] - low[0]) + 1, int(high[1] - low[1]) + 1))
+    for x, y in points:
+        subdiv.insert((float(x), float(y)))
+    lookup = {(round(float(x), 3), round(float(y), 3)): i for i, (x, y) in enumerate(points)}
+    triangles = []
+    for row in subdiv.getTriangleList():
+        corners = [lookup.get((round(float(row[j]), 3), round(float(row[j + 1]), 3))) for j in (0, 2, 4)]
+        if None not in corners:
+            triangles.append(corners)
+    return np.array(triangles, dtype=np.int32)
+
+
+def warp(
+    image: np.ndarray,
+    source: np.ndarray,
+    target: np.ndarray,
+    triangles: np.ndarray,
+    size: tuple[int, int],
+    origin: tuple[float, float] = (0.0, 0.0),
+    border: int = cv2.BORDER_REFLECT_101,
+    grid: int = 192,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``image`` warped so ``source`` points land on ``target`` points, and the covered-pixel mask.
+
+    The output is ``size`` = (width, height) pixels whose top-left pixel is ``origin`` in the target's
+    coordinates. Pixels outside every triangle get mask 0 and the image's own pixel at that place (identity map). The map is
+    piecewise linear, so for outputs larger than ``grid`` pixels it is computed on a coarser grid and
+    interpolated (the image itself is still sampled at full resolution).
+    """
+    full_width, full_height = size
+    step = max(1.0, max(size) / grid)
+    width, height = max(1, int(np.ceil(full_width / step))), max(1, int(np.ceil(full_height / step)))
+    ids = np.full((height, width), -1, dtype=np.int32)
+    shifted = (np.asarray(target, dtype=np.float64) - np.asarray(origin, dtype=np.float64)) / step
+    inverse = np.zeros((len(triangles), 2, 3))
+    for index, triangle in enumerate(triangles):
+        dst = shifted[triangle]
+        area = (dst[1, 0] - dst[0, 0]) * (dst[2, 1] - dst[0, 1]) - (dst[2, 0] - dst[0, 0]) * (dst[1, 1] - dst[0, 1])
+        if abs(area) < 1e-9:
+            continue
+        inverse[index] = cv2.getAffineTransform((dst * step).astype(np.float32), np.asarray(source, np.float32)[triangle])
+        cv2.fillConvexPoly(ids, np.round(dst * 16).astype(np.int32), index, lineType=cv2.LINE_8, shift=4)
+    covered = ids >= 0
+    ys, xs = np.nonzero(covered)
+    matrices = inverse[ids[covered]]
+    # uncovered pixels map to where they are (plus origin): outside the triangles the warp is the identity
+    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32) * step
+    map_x = grid_x + np.float32(origin[0])
+    map_y = grid_y + np.float32(origin[1])
+    xs, ys = xs * step, ys * step
+    map_x[covered] = matrices[:, 0, 0] * xs + matrices[:, 0, 1] * ys + matrices[:, 0, 2]
+    map_y[covered] = matrices[:, 1, 0] * xs + matrices[:, 1, 1] * ys + matrices[:, 1, 2]
+    if step > 1.0:
+        map_x = cv2.resize(map_x, (full_width, full_height), interpolation=cv2.INTER_LINEAR)
+        map_y = cv2.resize(map_y, (full_width, full_height), interpolation=cv2.INTER_LINEAR)
+        covered = cv2.resize(covered.astype(np.uint8), (full_width, full_height), interpolation=cv2.INTER_NEAREST) > 0
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=border)
+    return out, covered
