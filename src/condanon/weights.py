@@ -195,6 +195,15 @@ for _entry in (
         relpath="emotion-v1.onnx",
         note="trained by tools/train_emotion.py; card: models/emotion-v1.md",
     ),
+    ModelFile(
+        "prototype-bank-v1",
+        "synthetic faces: 467 prototypes, each the average of k >= 8 aligned faces",
+        "90847944b26a8fa1c128d390e9b44d6b794ea2010e5357218ca73673d24e9918",
+        "derived here from UTKFace and the shared emotion set: non-commercial research use only",
+        package="condanon.bundled_models",
+        relpath="prototype-bank-v1.npz",
+        note="built by tools/build_prototype_bank.py; card: models/prototype-bank-v1.md",
+    ),
 ):
     register_model(_entry)
 
