@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +25,12 @@ from .errors import CondanonError, ConfigError
 from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
+from .synthesis import Synthesizer
 from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
 
 log = logging.getLogger(__name__)
 
-METHODS = ("blur", "pixelate", "mask")
+METHODS = ("synthetic", "blur", "pixelate", "mask")
 ATTRIBUTE_NAMES = ("age", "sex", "emotion")
 
 
@@ -50,9 +52,11 @@ class Anonymizer:
     """Finds every face, estimates its attributes, anonymises it, checks the output, reports.
 
     Args:
-        method: ``"pixelate"``, ``"blur"`` or ``"mask"`` (the synthetic method comes with its issue).
-        preserve: attributes the method should keep; reported before and after for every face.
-        seed: makes every random choice reproducible.
+        method: ``"synthetic"`` (a new face that keeps age, sex, expression and pose), ``"pixelate"``,
+            ``"blur"`` or ``"mask"``.
+        preserve: attributes the method should keep; reported before and after for every face. The
+            synthetic method checks them on every candidate and falls back when none keeps them.
+        seed: makes every random choice reproducible (the same image and seed give the same output).
         detector: a name from ``DETECTORS`` (``"yunet+hog"``: YuNet with a HOG safety net).
         attributes: attribute backends to run, merged in order.
         embedder: the in-loop identity checker; a face it still matches falls back.
@@ -62,11 +66,19 @@ class Anonymizer:
         shape, mask_scale: region of the conventional methods (``"ellipse"`` or ``"box"``, scale of the box).
         strength: blur kernel as a fraction of the face size; blocks: mosaic cells across the face.
         score_threshold: YuNet's detection threshold (default 0.6; lower finds more faces and more false ones).
+        candidates: the synthetic method's budget of candidates per face.
+        margin: a synthetic candidate passes identity when the in-loop similarity is below the
+            embedder's threshold minus this margin.
+        shape_mix: how far the synthetic face's outline and nose move to the prototype's (0 to 1).
+        strict: a synthetic face whose every candidate drifts on a preserved attribute falls back to
+            the mask. Off (default), the candidate that passed identity and detection with the fewest
+            attribute misses is kept and its report lists the drift: a mask would change every attribute
+            (docs/synthesis.md). Identity is never relaxed: no candidate passing it means the fallback.
     """
 
     def __init__(
         self,
-        method: str = "pixelate",
+        method: str = "synthetic",
         preserve: Iterable[str] = ATTRIBUTE_NAMES,
         seed: int = 0,
         detector: str = "yunet+hog",
@@ -80,6 +92,10 @@ class Anonymizer:
         strength: float = 0.5,
         blocks: int = 8,
         score_threshold: float | None = None,
+        candidates: int = 6,
+        margin: float = 0.05,
+        shape_mix: float = 1.0,
+        strict: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -106,7 +122,21 @@ class Anonymizer:
         try:
             region: dict[str, Any] = {"shape": shape, "scale": mask_scale}
             options = {"blur": {"strength": strength}, "pixelate": {"blocks": blocks}, "mask": {}}
-            self.obscurer: Obscurer = OBSCURERS.create(method, **region, **options[method])
+            self.obscurer: Obscurer | None = None
+            self.synthesizer: Synthesizer | None = None
+            if method == "synthetic":
+                self.synthesizer = Synthesizer(
+                    self.embedder,
+                    preserve=self.preserve,
+                    candidates=candidates,
+                    margin=margin,
+                    shape_mix=shape_mix,
+                    detect=DETECTORS.create("yunet"),
+                    final=self.estimator,
+                    strict=strict,
+                )
+            else:
+                self.obscurer = OBSCURERS.create(method, **region, **options[method])
             self.fallback: Obscurer = OBSCURERS.create(fallback, **region, **options.get(fallback, {}))
         except ValueError as error:
             raise ConfigError(str(error)) from None
@@ -178,21 +208,31 @@ class Anonymizer:
         timings = {} if timings is None else timings
         output = bgr.copy()
         reports = [FaceReport(index=i, face=f, method=self.method, verdict="anonymized") for i, f in enumerate(faces)]
+        digest = zlib.crc32(np.ascontiguousarray(bgr[::16, ::16]).tobytes())
         for report in reports:
             report.attributes_before = report.face.attributes
-            self._apply(output, report)
+            self._apply(bgr, output, report, np.random.default_rng([self.seed, digest, report.index]))
         if self.verify and faces:
             start = time.perf_counter()
             self._verify(bgr, output, reports)
             timings["verify"] = _ms(start)
         return output, reports
 
-    def _apply(self, output: np.ndarray, report: FaceReport) -> None:
-        """Anonymise one face in ``output``; on any error fall back and say why."""
+    def _apply(self, original: np.ndarray, output: np.ndarray, report: FaceReport, rng: np.random.Generator) -> None:
+        """Anonymise one face in ``output``; on any error, or no synthetic candidate passing, fall back and say why."""
         start = time.perf_counter()
         try:
-            self.obscurer.apply(output, report.face.box)
+            if self.synthesizer is not None:
+                outcome = self.synthesizer.synthesize(original, output, report.face, rng)
+                report.attempts = outcome.attempts
+                report.synthesis = outcome.to_dict()
+                if not outcome.passed:
+                    self._fall_back(output, report, outcome.reason or "no candidate passed")
+            else:
+                assert self.obscurer is not None
+                self.obscurer.apply(output, report.face.box)
         except Exception as error:
+            log.debug("%s failed for face %d", self.method, report.index, exc_info=True)
             self._fall_back(output, report, f"{self.method} failed: {error}")
         report.timings_ms["anonymize"] = _ms(start)
 

@@ -218,6 +218,8 @@ class FaceReport:
     identity: list[IdentityCheck] = field(default_factory=list)
     attempts: int = 1
     timings_ms: dict[str, float] = field(default_factory=dict)
+    synthesis: dict[str, Any] | None = None
+    """The synthetic method's choice: prototypes, weights, k, candidates tried, in-loop similarity."""
     embeddings_after: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """Identity vectors of the final output at the original face's place, by embedder (not in the JSON)."""
 
@@ -236,6 +238,7 @@ class FaceReport:
             "attributes_after": self.attributes_after.to_dict() if self.attributes_after else None,
             "identity": [c.to_dict() for c in self.identity],
             "attempts": self.attempts,
+            "synthesis": self.synthesis,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 

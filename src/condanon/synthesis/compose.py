@@ -1,0 +1,178 @@
+"""Compose a synthetic face into a frame: geometry, texture warp, colour transfer, feathered blend, grain.
+
+What flows from the original face into the result (and nothing else, see docs/synthesis.md):
+- its 68 landmarks: where brows, eyes and mouth are (expression, pose), and where the face outline
+  and nose were (only as the starting point that ``shape_mix`` moves toward the prototype);
+- the mean and spread of its colour in Lab over the face region (skin tone and lighting);
+- the noise level of the frame around it (grain);
+- the pixels OUTSIDE the face outline (hair, ears, neck, background), moved by the outline's change.
+The face region's pixels come from the prototypes alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import geometry
+from .warp import triangulate, warp
+
+FEATHER = 0.07
+"""Width of the blend at the face outline, as a share of the face height."""
+COLOUR_RATIO = (0.6, 1.6)
+WORKING_SIZE = 320
+"""The synthetic face is made with its region at most this many pixels across, then scaled up."""
+"""Limits of the per-channel Lab spread ratio of the colour transfer."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A synthetic identity: a prototype image and its 68-point shape in the canonical frame."""
+
+    image: np.ndarray
+    shape: np.ndarray
+    sources: tuple[int, ...]
+    weights: tuple[float, ...]
+
+
+_triangles: dict[int, np.ndarray] = {}
+
+
+def triangles_for(reference: np.ndarray) -> np.ndarray:
+    """Return the triangulation of the layout of ``reference`` (computed once per reference shape)."""
+    key = hash(np.asarray(reference, dtype=np.float32).tobytes())
+    if key not in _triangles:
+        _triangles[key] = triangulate(geometry.layout(reference))
+    return _triangles[key]
+
+
+def mix(images: list[np.ndarray], shapes: list[np.ndarray], weights: list[float], triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the morph of several prototypes: shapes averaged by ``weights``, textures warped onto it and averaged."""
+    weights_a = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    shape = np.tensordot(weights_a, np.asarray(shapes), axes=1)
+    size = images[0].shape[1], images[0].shape[0]
+    target = geometry.layout(shape)
+    total = np.zeros(images[0].shape, dtype=np.float32)
+    for image, own, weight in zip(images, shapes, weights_a):
+        warped, _ = warp(image, geometry.layout(own), target, triangles, size)
+        total += weight * warped.astype(np.float32)
+    return np.clip(total + 0.5, 0, 255).astype(np.uint8), shape
+
+
+def _region_stats(lab: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = lab[mask]
+    if len(values) < 8:
+        raise ValueError("face region too small for colour statistics")
+    return values.mean(axis=0), values.std(axis=0) + 1e-3
+
+
+def _noise_level(grey: np.ndarray, mask: np.ndarray) -> float:
+    """Return the standard deviation of the fine detail (image minus its 3x3 blur) inside ``mask``."""
+    detail = grey - cv2.blur(grey, (3, 3))
+    values = detail[::2, ::2][mask[::2, ::2]]
+    return float(np.median(np.abs(values)) * 1.4826) if len(values) else 0.0
+
+
+def compose(
+    frame: np.ndarray,
+    original68: np.ndarray,
+    candidate: Candidate,
+    triangles: np.ndarray,
+    shape_mix: float = 1.0,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Return the synthetic face composed over ``frame`` as a patch, and the patch's ``(x1, y1, x2, y2)``.
+
+    ``frame`` is not modified; the caller pastes the patch. Raises ``ValueError`` for landmarks that
+    cannot carry a face (degenerate, or a region outside the frame).
+    """
+    height, width = frame.shape[:2]
+    original68 = np.asarray(original68, dtype=np.float64)
+    ring = geometry.ring_points(np.concatenate([original68, geometry.forehead_points(original68)]))
+    source_layout = geometry.layout(original68, ring)
+    target68 = geometry.target_shape(original68, candidate.shape, shape_mix)
+    target_layout = geometry.layout(target68, ring)
+    x1, y1 = np.floor(np.maximum(ring.min(axis=0), 0)).astype(int)
+    x2, y2 = np.ceil(np.minimum(ring.max(axis=0) + 1, [width, height])).astype(int)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        raise ValueError("face region outside the frame")
+    size = (int(x2 - x1), int(y2 - y1))
+    origin = np.array([x1, y1], dtype=np.float64)
+    roi = frame[y1:y2, x1:x2]
+
+    # 1. move the surroundings with the outline (full resolution): the original's outline lands on the new one
+    context, _ = warp(frame, source_layout, target_layout, triangles, size, tuple(origin))  # identity outside
+
+    # the face itself is made at a working scale: the prototypes are 128 px, nothing is gained above
+    scale = min(1.0, WORKING_SIZE / max(size))
+    small = (max(4, round(size[0] * scale)), max(4, round(size[1] * scale)))
+    roi_small = cv2.resize(roi, small, interpolation=cv2.INTER_AREA) if scale < 1 else roi
+    source_small = (source_layout - origin) * scale
+    target_small = (target_layout - origin) * scale
+    # 2. the prototype's face, warped onto the new shape
+    face, _ = warp(candidate.image, geometry.layout(candidate.shape), target_small, triangles, small)
+
+    inside = _polygon(geometry.outline(target_small), small)
+    face_height = float(np.ptp(geometry.outline(target_small)[:, 1])) or 1.0
+
+    # 3. colour: the prototype's Lab statistics become the original's over the cheeks, nose and mouth
+    # (below the brows: no hair, no background)
+    region = _polygon(skin_polygon(source_small), small)
+    mean_o, std_o = _region_stats(cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32), region)
+    face_lab = cv2.cvtColor(face, cv2.COLOR_BGR2LAB).astype(np.float32)
+    mean_p, std_p = _region_stats(face_lab, inside)
+    ratio = np.clip(std_o / std_p, *COLOUR_RATIO)
+    face = cv2.cvtColor(np.clip((face_lab - mean_p) * ratio + mean_o + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+    # 4. feathered blend at the new outline (alpha 1/2 on the outline itself)
+    feather = max(1.0, FEATHER * face_height)
+    binary = inside.astype(np.uint8)
+    dist_in = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
+    dist_out = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3)
+    alpha = np.clip(0.5 + (dist_in - dist_out) / feather, 0.0, 1.0).astype(np.float32)
+    if scale < 1:
+        face = cv2.resize(face, size, interpolation=cv2.INTER_LINEAR)
+        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
+
+    # 5. grain: the frame's fine noise on the (smooth, often upscaled) prototype; 6. blend, inside the
+    # bounding box of the face's alpha only (outside it the patch is the warped context)
+    ys, xs = np.nonzero(alpha > 0)
+    if len(xs) == 0:
+        raise ValueError("empty face region")
+    bx1, by1, bx2, by2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    face_f = face[by1:by2, bx1:bx2].astype(np.float32)
+    if rng is not None:
+        skin_full = _polygon(skin_polygon(source_layout) - origin, size)
+        noise = _noise_level(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32), skin_full)
+        own = _noise_level(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32), skin_full)
+        extra = float(np.sqrt(max(noise**2 - own**2, 0.0)))
+        if extra > 0.5:
+            face_f += extra * _grain(rng, face_f.shape[:2])[:, :, None]
+    a = alpha[by1:by2, bx1:bx2, None]
+    patch = context.copy()
+    blended = context[by1:by2, bx1:bx2].astype(np.float32)
+    blended += a * (face_f - blended)
+    patch[by1:by2, bx1:bx2] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return patch, (int(x1), int(y1), int(x2), int(y2))
+
+
+def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) -> np.ndarray:
+    """Return unit Gaussian noise of ``shape``: a seeded tile, randomly shifted and repeated (cheap at any size)."""
+    base = rng.standard_normal((tile, tile)).astype(np.float32)
+    reps = (shape[0] // tile + 2, shape[1] // tile + 2)
+    dy, dx = rng.integers(0, tile, 2)
+    return np.tile(base, reps)[dy : dy + shape[0], dx : dx + shape[1]]
+
+
+def skin_polygon(points: np.ndarray) -> np.ndarray:
+    """Return the polygon (jaw 1-15, then the outer brow ends) whose pixels give the colour and noise statistics."""
+    return np.concatenate([points[1:16], points[[26, 17]]])
+
+
+def _polygon(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return the boolean mask of a filled polygon in an image of ``size`` = (width, height)."""
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 255, shift=4)
+    return mask > 0
