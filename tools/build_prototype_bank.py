@@ -30,11 +30,13 @@ import cv2
 import numpy as np
 
 from condanon.synthesis.bank import SIZE, expression_key, mouth_open
-from condanon.synthesis.geometry import layout, similarity_transform
+from condanon.synthesis.geometry import layout, outline, similarity_transform
 from condanon.synthesis.warp import triangulate, warp
 from condanon.types import EMOTIONS
 
 log = logging.getLogger("build_prototype_bank")
+OUTLINE_SHARE = 0.84
+"""Height of the face outline (forehead line to chin) in the canonical frame, as a share of its side."""
 SOURCES = {"utkface": "train/utkface", "emotion": "train/emotion"}
 
 
@@ -97,6 +99,19 @@ def _labels(row: dict) -> tuple[str, float]:
     return ("male" if row["est_male"] >= 0.5 else "female"), float(row["est_age"])
 
 
+def canonical_reference(mean_shape: np.ndarray) -> np.ndarray:
+    """Return the mean shape scaled and placed so the whole face outline (forehead line to chin) fits the frame.
+
+    The outline spans `OUTLINE_SHARE` of the frame's height, centred, so the prototypes have real
+    pixels everywhere the synthetic face takes them from (plus a margin for the feathered edge).
+    """
+    contour = outline(layout(mean_shape))
+    low, high = contour.min(axis=0), contour.max(axis=0)
+    scale = OUTLINE_SHARE * SIZE / (high[1] - low[1])
+    centre = (low + high) / 2
+    return (mean_shape - centre) * scale + SIZE / 2
+
+
 def canonical(row: dict, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the face aligned onto the canonical frame, its validity mask and its 68 points there."""
     bgr = cv2.imread(row["file"])
@@ -153,7 +168,7 @@ def build(args: argparse.Namespace) -> None:
     log.info("%d of %d photos have a face", len(analysed), len(rows))
     utk = np.array([r["landmarks68"] for r in analysed if r["source"] == "utkface"])
     reference = utk.mean(axis=0) if len(utk) else np.array(analysed[0]["landmarks68"])
-    reference = reference - reference.mean(axis=0) + np.array([SIZE / 2, SIZE * 0.56])  # room for the forehead
+    reference = canonical_reference(reference)
     triangles = triangulate(layout(reference))
 
     buckets: dict[tuple, list[dict]] = {}

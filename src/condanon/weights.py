@@ -198,7 +198,7 @@ for _entry in (
     ModelFile(
         "prototype-bank-v1",
         "synthetic faces: 467 prototypes, each the average of k >= 8 aligned faces",
-        "90847944b26a8fa1c128d390e9b44d6b794ea2010e5357218ca73673d24e9918",
+        "b987dc15313729a70c23acf68e06869814cb0ec23b7d52e1beb803371fcfbfb6",
         "derived here from UTKFace and the shared emotion set: non-commercial research use only",
         package="condanon.bundled_models",
         relpath="prototype-bank-v1.npz",

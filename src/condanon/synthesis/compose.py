@@ -22,6 +22,8 @@ from .warp import triangulate, warp
 FEATHER = 0.07
 """Width of the blend at the face outline, as a share of the face height."""
 COLOUR_RATIO = (0.6, 1.6)
+FOREHEAD_FADE = 0.5
+"""Share of the way from brows to forehead line where the synthetic face starts fading into the original's."""
 WORKING_SIZE = 320
 """The synthetic face is made with its region at most this many pixels across, then scaled up."""
 """Limits of the per-channel Lab spread ratio of the colour transfer."""
@@ -132,6 +134,7 @@ def compose(
     dist_in = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
     dist_out = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3)
     alpha = np.clip(0.5 + (dist_in - dist_out) / feather, 0.0, 1.0).astype(np.float32)
+    alpha = np.minimum(alpha, _forehead_fade(target_small, small))
     if scale < 1:
         face = cv2.resize(face, size, interpolation=cv2.INTER_LINEAR)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
@@ -164,6 +167,21 @@ def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) ->
     reps = (shape[0] // tile + 2, shape[1] // tile + 2)
     dy, dx = rng.integers(0, tile, 2)
     return np.tile(base, reps)[dy : dy + shape[0], dx : dx + shape[1]]
+
+
+def _forehead_fade(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return an alpha cap that is 1 up to halfway from the brows to the forehead line and 0 at that line.
+
+    The prototypes' hairlines are averages (a soft, pale band); the original's own upper forehead,
+    moved with the outline, meets the hair more naturally.
+    """
+    up, _ = geometry.up_vector(points[:68])
+    brows = points[geometry.BROWS].mean(axis=0)
+    top = points[68 : 68 + geometry.FOREHEAD].mean(axis=0)
+    height = max(float((top - brows) @ up), 1e-3)
+    ys, xs = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    level = ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height  # 0 at the brows, 1 at the forehead line
+    return np.clip((1.0 - level) / (1.0 - FOREHEAD_FADE), 0.0, 1.0).astype(np.float32)
 
 
 def skin_polygon(points: np.ndarray) -> np.ndarray:
