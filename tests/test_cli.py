@@ -101,7 +101,7 @@ def test_batch_report(batch_run, batch):
     _, inputs = batch
     report = json.loads(report_path.read_text())
     assert report["condanon"] == condanon.__version__
-    assert report["method"] == "pixelate" and report["seed"] == 0
+    assert report["method"] == "synthetic" and report["seed"] == 0
     assert report["images"] == 5 and report["failed"] == 3
     assert report["faces"] == sum(GOOD.values())
     by_source = {r["source"]: r for r in report["results"]}

@@ -50,6 +50,7 @@ def _anonymizer(args: argparse.Namespace) -> Any:
         blocks=args.blocks,
         fallback=args.fallback,
         score_threshold=args.threshold,
+        candidates=args.candidates,
     )
 
 
@@ -197,6 +198,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if result.errors else 0
 
 
+def cmd_sheet(args: argparse.Namespace) -> int:
+    """Write a contact sheet (original beside anonymised) per input and an index.md; return the exit status."""
+    from .imageio import read_image
+    from .pipeline import Anonymizer
+    from .sheet import SheetEntry, check_max_side, index_markdown, render_sheet, unique_name
+
+    check_max_side(args.max_side)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CondanonError(f"{out}: exists and is not a folder")
+    inputs = list_images(args.inputs)
+    if not inputs:
+        _error("no input images found")
+        return 1
+    anonymizer = Anonymizer(method=args.method, seed=args.seed)
+    failures = 0
+    entries: list[SheetEntry] = []
+    taken: set[str] = set()
+    for path, _ in _progress(inputs, args.quiet, "sheets"):
+        try:
+            name = unique_name(path.stem, taken)
+            target = out / name
+            if target.resolve() == path.resolve():
+                raise CondanonError(f"{path}: the sheet would overwrite the input")
+            result = anonymizer.anonymize(path)
+            write_image(target, render_sheet(read_image(path), result, args.max_side))
+            entries.append(SheetEntry.from_result(str(path), name, result))
+            log.info("%s -> %s (%d faces)", path, target, len(result.reports))
+        except CondanonError as error:
+            failures += 1
+            _error(str(error))
+            entries.append(SheetEntry(str(path), error=str(error)))
+        except Exception as error:  # one broken input must not end the batch
+            failures += 1
+            _error(f"{path}: {type(error).__name__}: {error}")
+            entries.append(SheetEntry(str(path), error=f"{type(error).__name__}: {error}"))
+    write_atomic(out / "index.md", index_markdown(entries, args.method, args.seed).encode())
+    if not args.quiet:
+        faces = sum(e.faces for e in entries)
+        fallbacks = sum(e.fallbacks for e in entries)
+        print(f"{len(inputs) - failures}/{len(inputs)} sheets in {out}, {faces} faces, {fallbacks} fallbacks; "
+              f"see {out / 'index.md'}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``condanon`` command."""
     parser = argparse.ArgumentParser(prog="condanon", description=__doc__.split("\n")[0])
@@ -207,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     anon = sub.add_parser("anonymize", help="anonymise images (files and folders)")
     anon.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
     anon.add_argument("-o", "--output", required=True, help="output folder (or file, for one input)")
-    anon.add_argument("--method", default="pixelate", choices=["pixelate", "blur", "mask"])
+    anon.add_argument("--method", default="synthetic", choices=["synthetic", "pixelate", "blur", "mask"],
+                      help="synthetic: a new face with the same age, sex, expression and pose (default)")
+    anon.add_argument("--candidates", type=int, default=6, help="synthetic candidates tried per face before the fallback")
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
     anon.add_argument("--detector", default="yunet+hog", help="detector backend (yunet, yunet+hog, yunet+haar, ...)")
@@ -233,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="measure privacy against utility for each method on labelled datasets")
     ev.add_argument("--data", nargs="+", required=True, help="dataset folders (each with an index.csv)")
-    ev.add_argument("--methods", default="blur,pixelate,mask",
+    ev.add_argument("--methods", default="synthetic,blur,pixelate,mask",
                     help="comma-separated; options as name:key=value (e.g. blur:strength=0.25); 'original' is always added")
     ev.add_argument("--limit", type=int, help="photos per dataset (a seeded random draw), for a quick run")
     ev.add_argument("--out", default="evaluation", help="report folder (tables, JSON, CSV, plots, contact sheet)")
@@ -241,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, help="processes (default: one per core, at most 4)")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    she = sub.add_parser("sheet", help="contact sheets for review: each original beside its anonymised image")
+    she.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
+    she.add_argument("--out", required=True, help="folder for the sheets (<stem>.jpg) and index.md")
+    she.add_argument("--method", default="synthetic", choices=["synthetic", "pixelate", "blur", "mask"])
+    she.add_argument("--seed", type=int, default=0)
+    she.add_argument("--max-side", type=int, default=1600, help="longer side of each sheet at most (px)")
+    she.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    she.set_defaults(func=cmd_sheet)
 
     mod = sub.add_parser("models", help="list the models, their licenses, and check each file")
     mod.add_argument("--json", action="store_true")
