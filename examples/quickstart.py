@@ -19,15 +19,15 @@ from condanon.imageio import write_atomic, write_image
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "out")
     photo = data.astronaut()  # RGB numpy array, shipped inside scikit-image
-    result = condanon.Anonymizer(method="pixelate", seed=0).anonymize(photo, channels="rgb")
+    result = condanon.Anonymizer(seed=0).anonymize(photo, channels="rgb")  # method "synthetic": a new face
     write_image(out / "astronaut_anonymized.png", result.bgr)
     write_atomic(out / "astronaut_report.json", result.to_json(indent=2).encode())
     for report in result.reports:
-        before = report.attributes_before
+        before, after = report.attributes_before, report.attributes_after
         sface = report.identity[0] if report.identity else None
         print(
             f"face {report.index}: box {report.face.box.to_list()}, {report.verdict} by {report.method}; "
-            f"age {before.age:.0f}, {before.sex}, {before.emotion}; "
+            f"age {before.age:.0f} -> {after.age:.0f}, {before.sex} -> {after.sex}, {before.emotion} -> {after.emotion}; "
             f"sface similarity to the original {sface.value:.3f} (match at >= {sface.threshold})"
         )
     print(f"wrote {out / 'astronaut_anonymized.png'} and {out / 'astronaut_report.json'}")
