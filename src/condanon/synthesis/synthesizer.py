@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
@@ -31,6 +32,8 @@ from .compose import Candidate, compose, mix, triangles_for
 
 log = logging.getLogger(__name__)
 
+DETECT_FACE_SIZE = 120.0
+"""Face height (px) the still-a-face check runs at: big faces are scaled down (YuNet's pyramid is not needed)."""
 CONTEXT = 2.2
 """Side of the local crop the checks run on, in face-box sizes (the embedder and estimators see context)."""
 
@@ -246,8 +249,7 @@ class Synthesizer:
             check.attributes = after
             check.failures += attribute_failures(target, after, self.preserve, self.age_tolerance)
         if check.identity_ok and self.detector is not None and (not check.failures or not self.strict):
-            found = self.detector.detect(local)
-            check.detected = any(overlap(f, face) >= 0.3 for f in found)
+            check.detected = self._detected(local, face)
             if not check.detected:
                 check.failures.append("no face detected")
         if not check.failures and self.final is not None and before is not None:
@@ -259,6 +261,17 @@ class Synthesizer:
             check.final = after
             check.failures += attribute_failures(before, after, self.preserve, self.age_tolerance)
         return check
+
+
+    def _detected(self, local: np.ndarray, face: Face) -> bool:
+        """Return whether the detector finds a face at ``face``'s place in ``local`` (run at about 120 px a face)."""
+        assert self.detector is not None
+        scale = min(1.0, DETECT_FACE_SIZE / max(face.box.height, 1.0))
+        if scale < 1.0:
+            local = cv2.resize(local, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        box = face.box
+        place = dataclasses.replace(face, box=Box(box.x1 * scale, box.y1 * scale, box.x2 * scale, box.y2 * scale))
+        return any(overlap(found, place) >= 0.3 for found in self.detector.detect(local))
 
 
 class Steering:
