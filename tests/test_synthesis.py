@@ -223,3 +223,36 @@ def test_synthesizer_checks_in_loop_with_the_in_loop_embedder_only(bank, astrona
         assert not np.array_equal(output, image)
     else:
         assert np.array_equal(output, image)  # a failed face is left to the caller's fallback
+
+
+def test_attribute_drift_is_kept_and_reported_unless_strict(bank, astronaut_face):
+    """An age tolerance no candidate can meet: strict leaves the face to the fallback, the default keeps
+    the identity-safe candidate and lists the drift."""
+    image, face = astronaut_face
+    sface = EMBEDDERS.create("sface")
+    outcomes = {}
+    for strict in (True, False):
+        synthesizer = Synthesizer(sface, preserve=("age",), candidates=2, age_tolerance=-1.0, bank=bank, strict=strict)
+        output = image.copy()
+        outcome = synthesizer.synthesize(image, output, dataclasses.replace(face, embeddings={}), np.random.default_rng(0))
+        outcomes[strict] = (outcome, output)
+    strict_outcome, strict_output = outcomes[True]
+    assert not strict_outcome.passed and "age" in strict_outcome.reason
+    assert np.array_equal(strict_output, image)
+    kept, kept_output = outcomes[False]
+    assert kept.passed and kept.reason is None
+    assert kept.drift and kept.drift[0].startswith("age ")
+    assert kept.to_dict()["drift"] == kept.drift
+    assert not np.array_equal(kept_output, image)
+
+
+def test_steering_asks_for_older_prototypes_when_a_candidate_reads_young():
+    from condanon.synthesis.synthesizer import Check, Steering
+
+    steer = Steering(Attributes(age=60.0, sex="male", emotion="happy"))
+    young = Check(similarity=0.1, attributes=Attributes(age=45.0, sex="male", emotion="sad"), failures=["age 60 -> 45", "emotion happy -> sad"])
+    steer.update(young, prototype_age=62.0)
+    assert steer.goal().age == pytest.approx(60.0 + 17.0)  # prototypes reading 62 read 45 here: ask for 17 more
+    assert steer.weights.emotion == 2.0 and steer.weights.identity == 8.0
+    steer.update(Check(similarity=0.4, attributes=Attributes(age=58.0), failures=["sface similarity 0.400 >= 0.313"]), 70.0)
+    assert steer.weights.identity == 16.0
