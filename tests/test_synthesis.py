@@ -15,6 +15,7 @@ from condanon.synthesis import geometry
 from condanon.synthesis.bank import expression_key, mouth_open
 from condanon.synthesis.compose import WORKING_SIZE, Candidate, compose, skin_polygon, triangles_for
 from condanon.synthesis.warp import triangulate, warp
+from condanon.transforms import similarity_transform
 from condanon.types import Attributes
 
 
@@ -57,7 +58,7 @@ def test_similarity_transform_recovers_a_known_map():
     points = rng.uniform(0, 100, (20, 2))
     angle, scale, shift = 0.3, 1.7, np.array([5.0, -8.0])
     rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    matrix = geometry.similarity_transform(points, points @ rotation.T + shift)
+    matrix = similarity_transform(points, points @ rotation.T + shift)
     assert np.allclose(matrix[:, :2], rotation) and np.allclose(matrix[:, 2], shift)
 
 

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from condanon.synthesis.bank import SIZE, expression_key, mouth_open
-from condanon.synthesis.geometry import layout, outline, similarity_transform
+from condanon.synthesis.geometry import layout, outline
+from condanon.transforms import similarity_transform
 from condanon.synthesis.warp import triangulate, warp
 from condanon.types import EMOTIONS
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..transforms import similarity_transform
 from ..types import EMOTIONS, Attributes, Face
 from ..weights import load_once, model_path
 from .base import ATTRIBUTE_ESTIMATORS, emotion_attributes, onnx_session
@@ -44,19 +45,10 @@ def alignment_matrix(landmarks5: np.ndarray, size: int = INPUT_SIZE, scale: floa
     target = ((TEMPLATE.astype(np.float64) - 0.5) / scale + 0.5) * size
     if not np.all(np.isfinite(source)):
         return None
-    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    s, t = source - mu_s, target - mu_t
-    variance = (s**2).sum() / len(s)
-    if variance < 1e-6:
+    try:
+        return similarity_transform(source, target)
+    except ValueError:
         return None
-    u, sigma, vt = np.linalg.svd(t.T @ s / len(s))
-    d = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
-    rotation = u @ d @ vt
-    factor = float(np.trace(np.diag(sigma) @ d)) / variance
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = factor * rotation
-    matrix[:, 2] = mu_t - factor * rotation @ mu_s
-    return matrix
 
 
 def aligned_face(image: np.ndarray, face: Face, size: int = INPUT_SIZE, scale: float = CROP_SCALE) -> np.ndarray:

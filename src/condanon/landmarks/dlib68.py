@@ -14,6 +14,7 @@ import dlib
 import numpy as np
 
 from ..detection.conventions import to_dlib
+from ..transforms import similarity_transform
 from ..types import Face
 from ..weights import load_once, model_path
 from .base import LANDMARKERS, five_from_68
@@ -36,8 +37,6 @@ def _points(shape: dlib.full_object_detection) -> np.ndarray:
 
 def refined_rect(points: np.ndarray, mean: np.ndarray) -> dlib.rectangle:
     """Return the square box in which ``mean`` (box units) best fits ``points`` (least-squares similarity)."""
-    from ..synthesis.geometry import similarity_transform
-
     matrix = similarity_transform(mean, points)
     side = float(np.hypot(*matrix[:, 0]))
     x, y = matrix[:, 2]

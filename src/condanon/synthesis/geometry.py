@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..transforms import apply_transform, similarity_transform
+
 JAW = np.arange(0, 17)
 BROWS = np.arange(17, 27)
 NOSE = np.arange(27, 36)
@@ -68,39 +70,6 @@ def layout(points68: np.ndarray, ring: np.ndarray | None = None) -> np.ndarray:
     return np.concatenate([inner, ring_points(inner) if ring is None else ring])
 
 
-def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Return the 2x3 least-squares similarity transform (Umeyama) taking ``source`` points onto ``target``."""
-    source = np.asarray(source, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    s, t = source - mu_s, target - mu_t
-    variance = (s**2).sum() / len(s)
-    if variance < 1e-9:
-        raise ValueError("degenerate points: all in one place")
-    u, sigma, vt = np.linalg.svd(t.T @ s / len(s))
-    d = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
-    rotation = u @ d @ vt
-    factor = float(np.trace(np.diag(sigma) @ d)) / variance
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = factor * rotation
-    matrix[:, 2] = mu_t - factor * rotation @ mu_s
-    return matrix
-
-
-def affine_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Return the 2x3 least-squares affine transform taking ``source`` points onto ``target``."""
-    source = np.asarray(source, dtype=np.float64)
-    design = np.hstack([source, np.ones((len(source), 1))])
-    solution, *_ = np.linalg.lstsq(design, np.asarray(target, dtype=np.float64), rcond=None)
-    return solution.T
-
-
-def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Return ``points`` mapped by a 2x3 matrix."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
-
-
 def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float) -> np.ndarray:
     """Return the 68 points of the synthetic face: the prototype's outline and nose, the original's expression.
 
@@ -114,7 +83,7 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float) ->
     original68 = np.asarray(original68, dtype=np.float64)
     prototype68 = np.asarray(prototype68, dtype=np.float64)
     to_frontal = similarity_transform(original68, prototype68)
-    frontal = apply(to_frontal, original68)
+    frontal = apply_transform(to_frontal, original68)
     back = np.linalg.inv(np.vstack([to_frontal, [0, 0, 1]]))[:2]
     delta = np.zeros_like(frontal)
     delta[IDENTITY_POINTS] = prototype68[IDENTITY_POINTS] - frontal[IDENTITY_POINTS]
@@ -127,4 +96,4 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float) ->
         ratio = abs(frontal[side, 0] - centre_o) / max(abs(prototype68[side, 0] - centre_p), 1e-6)
         delta[points, 0] *= float(np.clip(ratio, 0.0, 1.0))
     moved = frontal + mix * delta
-    return apply(back, moved)
+    return apply_transform(back, moved)
