@@ -257,3 +257,25 @@ def test_steering_asks_for_older_prototypes_when_a_candidate_reads_young():
     assert steer.weights.emotion == 2.0 and steer.weights.identity == 8.0
     steer.update(Check(similarity=0.4, attributes=Attributes(age=58.0), failures=["sface similarity 0.400 >= 0.313"]), 70.0)
     assert steer.weights.identity == 16.0
+
+
+@pytest.mark.parametrize("height", [30, 400])
+def test_small_and_large_faces_get_placed_landmarks_no_seam_and_their_colour(scenes, load, height):
+    from condanon.synthesis.quality import colour_shift, landmark_error, seam_ratio
+
+    image = load(scenes / "astronaut.jpg")
+    anonymizer = condanon.Anonymizer(attacker=None)
+    (face,) = anonymizer.find_faces(image)
+    scale = height / face.box.height
+    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    result = anonymizer.anonymize(scaled)
+    report = max(result.reports, key=lambda r: r.face.score)  # (upscaled 4x, the suit gives YuNet a 0.64 false face)
+    assert report.verdict == "anonymized", report.reason
+    assert landmark_error(report.face) < 0.35  # the 68 points sit where YuNet's 5 points say the face is
+    assert seam_ratio(scaled, result.image, report.face) < 1.6  # the jaw line is no sharper than the original's
+    assert colour_shift(scaled, result.image, report.face) < 12  # the skin keeps its colour (Delta E)
+    # and the measures can fail: a hard-edged grey patch over the face is a seam and a colour shift
+    patched = scaled.copy()
+    x1, y1, x2, y2 = report.face.box.scaled(0.9).to_int()
+    patched[y1:y2, x1:x2] = 128
+    assert seam_ratio(scaled, patched, report.face) > 1.6 or colour_shift(scaled, patched, report.face) > 12

@@ -3,7 +3,9 @@
 The predictor's cascade starts from its mean shape placed in the box, so a box that is off (a YuNet box
 converted by the average map, a turned or very large face) leaves the jaw line where the mean shape put
 it. Refinement re-runs the predictor on the box dlib's own detector would have drawn around the points
-just found (the box in which the predictor's mean shape best fits them); two rounds. On couple.jpg the
+just found (the box in which the predictor's mean shape best fits them); two rounds. Where the result
+still disagrees with the detector's 5 landmarks by more than `SNAP` eye distances, the shape is moved
+onto them by a similarity transform (`snapped`). On couple.jpg the
 worst of the 5 points moved from 12 % to 9 % of the eye distance away from YuNet's, and the jaw line
 came onto the face (docs/synthesis.md).
 """
@@ -43,6 +45,27 @@ def refined_rect(points: np.ndarray, mean: np.ndarray) -> dlib.rectangle:
     return dlib.rectangle(int(round(x)), int(round(y)), int(round(x + side)) - 1, int(round(y + side)) - 1)
 
 
+SNAP = 0.35
+"""Disagreement (largest 5-point distance in eye distances) above which the 68 points are snapped."""
+
+
+def snapped(points: np.ndarray, five: np.ndarray) -> np.ndarray:
+    """Return ``points`` moved onto the detector's 5 landmarks when they disagree by more than `SNAP`.
+
+    The predictor's shape is kept; a least-squares similarity transform of its 5-point summary onto
+    the detector's places, turns and sizes it (small and blurred faces, where the cascade drifts).
+    """
+    eyes = float(np.hypot(*(five[0] - five[1]))) or 1.0
+    own = five_from_68(points).astype(np.float64)
+    if np.hypot(*(own - five).T).max() / eyes <= SNAP:
+        return points
+    try:
+        matrix = similarity_transform(own, five)
+    except ValueError:
+        return points
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
 def dlib_rect(face: Face) -> dlib.rectangle:
     """Return the dlib rectangle its predictors expect for ``face`` (YuNet box converted to dlib's convention)."""
     x1, y1, x2, y2 = to_dlib(face.box).to_int()
@@ -68,6 +91,8 @@ class Dlib68Landmarker:
             points = _points(predictor(rgb, dlib_rect(face)))
             for _ in range(self.refine):
                 points = _points(predictor(rgb, refined_rect(points, mean)))
+            if face.landmarks5 is not None:
+                points = snapped(points, np.asarray(face.landmarks5, dtype=np.float64))
             face.landmarks68 = points.astype(np.float32)
             if face.landmarks5 is None:
                 face.landmarks5 = five_from_68(points)

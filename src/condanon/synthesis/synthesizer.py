@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 DETECT_FACE_SIZE = 120.0
 """Face height (px) the still-a-face check runs at: big faces are scaled down (YuNet's pyramid is not needed)."""
+CLEAR_AGE = 5.0
+CLEAR_SEX = 0.75
+"""How close two readings must be for the fast estimators to be trusted without the final gate."""
 CONTEXT = 2.2
 """Side of the local crop the checks run on, in face-box sizes (the embedder and estimators see context)."""
 
@@ -174,6 +177,9 @@ class Synthesizer:
         if target is None:
             target = face.attributes
         steer = Steering(target, face.attributes if self.final is not None else None)
+        # where the fast estimators read the original as the pipeline's own estimator does, a candidate
+        # they read clearly the same needs no final gate (it costs a dlib embedding, ~60 ms)
+        trust_fast = target is not None and face.attributes is not None and _close(target, face.attributes, self.preserve)
         is_open = mouth_open(face.landmarks68)
         best: tuple[tuple[int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
         used: set[int] = set()
@@ -189,7 +195,7 @@ class Synthesizer:
             patch, bounds = compose(output, face.landmarks68, candidate, triangles, self.shape_mix, rng)
             local = output[y1:y2, x1:x2].copy()
             _paste(local, patch, bounds, (x1, y1))
-            check = self._check(local, local_face, reference_vector, target, face.attributes)
+            check = self._check(local, local_face, reference_vector, target, face.attributes, trust_fast)
             outcome = Synthesis(
                 passed=check.passed,
                 attempts=attempt,
@@ -231,12 +237,19 @@ class Synthesizer:
             return None
 
     def _check(
-        self, local: np.ndarray, face: Face, reference: np.ndarray, target: Attributes | None, before: Attributes | None
+        self,
+        local: np.ndarray,
+        face: Face,
+        reference: np.ndarray,
+        target: Attributes | None,
+        before: Attributes | None,
+        trust_fast: bool = False,
     ) -> Check:
         """Return the checks of one composed candidate (``local`` is the crop the face sits in).
 
         Cheap checks first (identity, in-loop attributes, detection); the final estimator (``before`` is
-        its reading of the original) only for a candidate that passed them.
+        its reading of the original) only for a candidate that passed them, and not when ``trust_fast``
+        (the fast estimators agree with it on the original) and the fast reading is clearly the same.
         """
         vector = self.embedder.embed(local, [dataclasses.replace(face, embeddings={})])[0]
         value = similarity(self.embedder.metric, reference, vector)
@@ -252,7 +265,8 @@ class Synthesizer:
             check.detected = self._detected(local, face)
             if not check.detected:
                 check.failures.append("no face detected")
-        if not check.failures and self.final is not None and before is not None:
+        clear = trust_fast and target is not None and check.attributes is not None and _close(target, check.attributes, self.preserve)
+        if not check.failures and self.final is not None and before is not None and not clear:
             try:
                 after = self.final.estimate(local, [dataclasses.replace(face, embeddings={self.embedder.name: vector})])[0]
             except Exception as error:
@@ -278,7 +292,8 @@ class Steering:
     """What the loop learns from a failed candidate, for ranking the next one.
 
     The bank is asked for the attributes the deciding estimator read on the original (the pipeline's
-    own estimator when the final gate is on, else the in-loop one). An age read off by d years moves
+    own estimator when the final gate is on, else the in-loop one: ranking by the fast reading was
+    measured worse, 74 % vs 84 % age within 10 y). An age read off by d years moves
     the age asked of the bank by d (the frame shifts how a prototype reads: smooth averages read
     younger on an old face); a failed sex, emotion or identity check doubles that term's weight.
     """
@@ -316,6 +331,15 @@ class Steering:
                 self.weights.emotion *= 2.0
             elif " similarity " in failure:
                 self.weights.identity *= 2.0
+
+
+def _close(a: Attributes, b: Attributes, preserve: tuple[str, ...]) -> bool:
+    """Return whether two readings agree well inside the tolerances (sex sure and equal, age within 5 y, same emotion)."""
+    if "sex" in preserve and (a.sex != b.sex or min(a.sex_confidence or 0.0, b.sex_confidence or 0.0) < CLEAR_SEX):
+        return False
+    if "age" in preserve and (a.age is None or b.age is None or abs(a.age - b.age) > CLEAR_AGE):
+        return False
+    return "emotion" not in preserve or a.emotion == b.emotion
 
 
 def attribute_failures(before: Attributes, after: Attributes | None, preserve: tuple[str, ...], age_tolerance: float) -> list[str]:
