@@ -186,7 +186,8 @@ class Synthesizer:
         for attempt in range(1, self.candidates + 1):
             ranked = bank.rank(steer.goal(), is_open, rng, reference_vector, steer.weights)
             ranked = [int(i) for i in ranked if int(i) not in used][: self.pool]
-            first, second = ranked[0], ranked[1 + int(rng.integers(len(ranked) - 1))]
+            first = ranked[0]
+            second = ranked[1 + int(rng.integers(len(ranked) - 1))] if len(ranked) > 1 else first
             used.add(first)
             weight = float(rng.uniform(0.5, 0.8))
             pair = [first, second]
