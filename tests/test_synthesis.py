@@ -53,6 +53,18 @@ def test_target_shape_moves_outline_and_nose_only(bank):
     assert np.abs(moved[geometry.IDENTITY_POINTS] - original[geometry.IDENTITY_POINTS]).max() > 0.5
 
 
+def test_feature_mix_moves_eyes_brows_and_mouth_whole_keeping_their_shapes(bank):
+    original, other = bank.shapes[0], bank.shapes[-1]
+    moved = geometry.target_shape(original, other, 1.0, features=1.0)
+    kept = geometry.target_shape(original, other, 1.0, features=0.0)
+    for group in geometry.FEATURES:
+        shape_before = original[group] - original[group].mean(axis=0)
+        shape_after = moved[group] - moved[group].mean(axis=0)
+        assert np.allclose(shape_before, shape_after, atol=0.05 * np.ptp(original[:, 0]))  # the expression stays
+    centres = [np.hypot(*(moved[g].mean(axis=0) - kept[g].mean(axis=0))) for g in geometry.FEATURES]
+    assert max(centres) > 0.5  # and where the features sit changes
+
+
 def test_similarity_transform_recovers_a_known_map():
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 100, (20, 2))

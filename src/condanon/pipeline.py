@@ -70,6 +70,8 @@ class Anonymizer:
         margin: a synthetic candidate passes identity when the in-loop similarity is below the
             embedder's threshold minus this margin.
         shape_mix: how far the synthetic face's outline and nose move to the prototype's (0 to 1).
+        feature_mix: how far its eyes, brows and mouth move, whole, to the prototype's places (0 to 1;
+            their shapes, the expression, stay the original's).
         strict: a synthetic face whose every candidate drifts on a preserved attribute falls back to
             the mask. Off (default), the candidate that passed identity and detection with the fewest
             attribute misses is kept and its report lists the drift: a mask would change every attribute
@@ -95,6 +97,7 @@ class Anonymizer:
         candidates: int = 6,
         margin: float = 0.05,
         shape_mix: float = 1.0,
+        feature_mix: float = 1.0,
         strict: bool = False,
     ) -> None:
         if method not in METHODS:
@@ -131,6 +134,7 @@ class Anonymizer:
                     candidates=candidates,
                     margin=margin,
                     shape_mix=shape_mix,
+                    feature_mix=feature_mix,
                     detect=DETECTORS.create("yunet"),
                     final=self.estimator,
                     strict=strict,

@@ -84,6 +84,7 @@ def compose(
     triangles: np.ndarray,
     shape_mix: float = 1.0,
     rng: np.random.Generator | None = None,
+    feature_mix: float = 0.0,
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Return the synthetic face composed over ``frame`` as a patch, and the patch's ``(x1, y1, x2, y2)``.
 
@@ -94,7 +95,7 @@ def compose(
     original68 = np.asarray(original68, dtype=np.float64)
     ring = geometry.ring_points(np.concatenate([original68, geometry.forehead_points(original68)]))
     source_layout = geometry.layout(original68, ring)
-    target68 = geometry.target_shape(original68, candidate.shape, shape_mix)
+    target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix)
     target_layout = geometry.layout(target68, ring)
     x1, y1 = np.floor(np.maximum(ring.min(axis=0), 0)).astype(int)
     x2, y2 = np.ceil(np.minimum(ring.max(axis=0) + 1, [width, height])).astype(int)

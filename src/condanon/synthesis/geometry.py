@@ -70,15 +70,21 @@ def layout(points68: np.ndarray, ring: np.ndarray | None = None) -> np.ndarray:
     return np.concatenate([inner, ring_points(inner) if ring is None else ring])
 
 
-def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float) -> np.ndarray:
+FEATURES = (np.arange(36, 42), np.arange(42, 48), np.arange(17, 22), np.arange(22, 27), MOUTH)
+"""Right eye, left eye, right brow, left brow, mouth: moved whole (placement), never reshaped (expression)."""
+
+
+def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, features: float = 0.0) -> np.ndarray:
     """Return the 68 points of the synthetic face: the prototype's outline and nose, the original's expression.
 
     The identity change is worked out in the prototype's (frontal) frame: the original is brought
     there by a similarity transform, the differences of jaw and nose points to the prototype's are
     taken, the horizontal part of each difference is shrunk by how foreshortened that side of the
     original face is (a turned face's far side hardly moves), and the differences are mapped back and
-    applied ``mix`` of the way. Brows, eyes and mouth stay where the original's are. A mouth opened
-    wider than the prototype's also lowers the chin by the difference.
+    applied ``mix`` of the way. Brows, eyes and mouth keep the original's shapes (expression); with
+    ``features`` > 0 each of them is also moved, whole, that share of the way to where the prototype
+    has it (eye spacing, brow height, mouth height are identity). A mouth opened wider than the
+    prototype's also lowers the chin by the difference.
     """
     original68 = np.asarray(original68, dtype=np.float64)
     prototype68 = np.asarray(prototype68, dtype=np.float64)
@@ -87,9 +93,13 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float) ->
     back = np.linalg.inv(np.vstack([to_frontal, [0, 0, 1]]))[:2]
     delta = np.zeros_like(frontal)
     delta[IDENTITY_POINTS] = prototype68[IDENTITY_POINTS] - frontal[IDENTITY_POINTS]
+    if mix <= 0.0:
+        features = 0.0
     # mouth opening beyond the prototype's lowers the chin (sin weights: the chin moves, the ears do not)
     opening = (frontal[57, 1] - frontal[51, 1]) - (prototype68[57, 1] - prototype68[51, 1])
     delta[JAW, 1] += max(opening, 0.0) * np.sin(np.linspace(0, np.pi, len(JAW)))
+    for group in FEATURES:
+        delta[group] = features / max(mix, 1e-6) * (prototype68[group].mean(axis=0) - frontal[group].mean(axis=0))
     # foreshortening per side: the original's half-width over the prototype's, measured at the jaw
     centre_o, centre_p = frontal[27:31, 0].mean(), prototype68[27:31, 0].mean()
     for side, points in ((0, np.arange(0, 8)), (16, np.arange(9, 17))):

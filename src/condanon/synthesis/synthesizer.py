@@ -103,6 +103,8 @@ class Synthesizer:
         margin: a candidate passes identity when similarity < threshold - margin (cosine).
         age_tolerance: years the in-loop age estimate may move.
         shape_mix: how far outline and nose move to the prototype's (0 keeps the original's geometry).
+        feature_mix: how far eyes, brows and mouth move, whole, to the prototype's places (their
+            shapes, the expression, stay the original's).
         detect: also require that a face detector still finds a face there (``None``: skip).
         bank: the prototype bank (default: the bundled one).
         estimators: the in-loop attribute backends (fast ones: they run on every candidate).
@@ -123,6 +125,7 @@ class Synthesizer:
         margin: float = 0.05,
         age_tolerance: float = 10.0,
         shape_mix: float = 1.0,
+        feature_mix: float = 1.0,
         detect: Any | None = None,
         bank: PrototypeBank | None = None,
         estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
@@ -138,6 +141,7 @@ class Synthesizer:
         self.margin = margin
         self.age_tolerance = age_tolerance
         self.shape_mix = shape_mix
+        self.feature_mix = feature_mix
         self.detector = detect
         self._bank = bank
         self._estimator_names = estimators
@@ -193,7 +197,7 @@ class Synthesizer:
             pair = [first, second]
             image, shape = mix([bank.images[i] for i in pair], [bank.shapes[i] for i in pair], [weight, 1 - weight], triangles)
             candidate = Candidate(image, shape, (first, second), (weight, 1 - weight))
-            patch, bounds = compose(output, face.landmarks68, candidate, triangles, self.shape_mix, rng)
+            patch, bounds = compose(output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix)
             local = output[y1:y2, x1:x2].copy()
             _paste(local, patch, bounds, (x1, y1))
             check = self._check(local, local_face, reference_vector, target, face.attributes, trust_fast)
