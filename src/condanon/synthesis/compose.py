@@ -1,12 +1,13 @@
 """Compose a synthetic face into a frame: geometry, texture warp, colour transfer, feathered blend, grain.
 
 What flows from the original face into the result (and nothing else, see docs/synthesis.md):
-- its 68 landmarks: where brows, eyes and mouth are (expression, pose), and where the face outline
-  and nose were (only as the starting point that ``shape_mix`` moves toward the prototype);
-- the mean and spread of its colour in Lab over the face region (skin tone and lighting);
-- the noise level of the frame around it (grain);
-- the pixels OUTSIDE the face outline (hair, ears, neck, background), moved by the outline's change.
-The face region's pixels come from the prototypes alone.
+- its 68 landmarks: the shapes of brows, eyes and mouth (expression), pose, place and size, and the
+  outline and nose as the starting point that ``shape_mix`` moves toward the prototype;
+- the mean and spread of its colour in Lab over the skin (cheeks, nose, mouth: tone and lighting);
+- the noise level of the frame there (grain);
+- the pixels outside the face outline (hair, ears, neck, background) and, faded in, the upper
+  forehead, all moved by the outline's change.
+The face region's pixels below the mid-forehead come from the prototypes alone.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from .warp import triangulate, warp
 FEATHER = 0.07
 """Width of the blend at the face outline, as a share of the face height."""
 COLOUR_RATIO = (0.6, 1.6)
+"""Limits of the per-channel Lab spread ratio of the colour transfer."""
 FOREHEAD_FADE = 0.5
 """Share of the way from brows to forehead line where the synthetic face starts fading into the original's."""
 WORKING_SIZE = 320
 """The synthetic face is made with its region at most this many pixels across, then scaled up."""
-"""Limits of the per-channel Lab spread ratio of the colour transfer."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,60 @@ def _noise_level(grey: np.ndarray, mask: np.ndarray) -> float:
     return float(np.median(np.abs(values)) * 1.4826) if len(values) else 0.0
 
 
+@dataclass(frozen=True)
+class Region:
+    """What composition needs of the original face, the same for every candidate (see `prepare`)."""
+
+    source_layout: np.ndarray
+    ring: np.ndarray
+    bounds: tuple[int, int, int, int]
+    scale: float
+    small: tuple[int, int]
+    mean: np.ndarray
+    std: np.ndarray
+    skin: np.ndarray
+    noise: float
+
+    @property
+    def origin(self) -> np.ndarray:
+        """Return the patch's top-left corner in frame coordinates."""
+        return np.array(self.bounds[:2], dtype=np.float64)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Return the patch's (width, height)."""
+        x1, y1, x2, y2 = self.bounds
+        return x2 - x1, y2 - y1
+
+
+def prepare(frame: np.ndarray, original68: np.ndarray) -> Region:
+    """Return the original face's layout, patch bounds, working scale and skin statistics in ``frame``.
+
+    Raises ``ValueError`` for landmarks that cannot carry a face (degenerate, or a region outside the frame).
+    """
+    height, width = frame.shape[:2]
+    original68 = np.asarray(original68, dtype=np.float64)
+    ring = geometry.ring_points(np.concatenate([original68, geometry.forehead_points(original68)]))
+    source_layout = geometry.layout(original68, ring)
+    x1, y1 = np.floor(np.maximum(ring.min(axis=0), 0)).astype(int)
+    x2, y2 = np.ceil(np.minimum(ring.max(axis=0) + 1, [width, height])).astype(int)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        raise ValueError("face region outside the frame")
+    size = (int(x2 - x1), int(y2 - y1))
+    origin = np.array([x1, y1], dtype=np.float64)
+    roi = frame[y1:y2, x1:x2]
+    # the face itself is made at a working scale: the prototypes are 128 px, nothing is gained above
+    scale = min(1.0, WORKING_SIZE / max(size))
+    small = (max(4, round(size[0] * scale)), max(4, round(size[1] * scale)))
+    roi_small = cv2.resize(roi, small, interpolation=cv2.INTER_AREA) if scale < 1 else roi
+    # colour: over the cheeks, nose and mouth (below the brows: no hair, no background)
+    region = _polygon(skin_polygon((source_layout - origin) * scale), small)
+    mean, std = _region_stats(cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32), region)
+    skin = _polygon(skin_polygon(source_layout) - origin, size)
+    noise = _noise_level(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32), skin)
+    return Region(source_layout, ring, (int(x1), int(y1), int(x2), int(y2)), scale, small, mean, std, skin, noise)
+
+
 def compose(
     frame: np.ndarray,
     original68: np.ndarray,
@@ -85,49 +140,34 @@ def compose(
     shape_mix: float = 1.0,
     rng: np.random.Generator | None = None,
     feature_mix: float = 0.0,
+    region: Region | None = None,
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Return the synthetic face composed over ``frame`` as a patch, and the patch's ``(x1, y1, x2, y2)``.
 
-    ``frame`` is not modified; the caller pastes the patch. Raises ``ValueError`` for landmarks that
-    cannot carry a face (degenerate, or a region outside the frame).
+    ``frame`` is not modified; the caller pastes the patch. ``region`` is `prepare`'s result for this
+    frame and face (made here when not given; a loop over candidates passes it to avoid the repeat).
+    Raises ``ValueError`` for landmarks that cannot carry a face.
     """
-    height, width = frame.shape[:2]
-    original68 = np.asarray(original68, dtype=np.float64)
-    ring = geometry.ring_points(np.concatenate([original68, geometry.forehead_points(original68)]))
-    source_layout = geometry.layout(original68, ring)
+    if region is None:
+        region = prepare(frame, original68)
     target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix)
-    target_layout = geometry.layout(target68, ring)
-    x1, y1 = np.floor(np.maximum(ring.min(axis=0), 0)).astype(int)
-    x2, y2 = np.ceil(np.minimum(ring.max(axis=0) + 1, [width, height])).astype(int)
-    if x2 - x1 < 4 or y2 - y1 < 4:
-        raise ValueError("face region outside the frame")
-    size = (int(x2 - x1), int(y2 - y1))
-    origin = np.array([x1, y1], dtype=np.float64)
-    roi = frame[y1:y2, x1:x2]
+    target_layout = geometry.layout(target68, region.ring)
+    origin, size, small = region.origin, region.size, region.small
 
     # 1. move the surroundings with the outline (full resolution): the original's outline lands on the new one
-    context, _ = warp(frame, source_layout, target_layout, triangles, size, tuple(origin))  # identity outside
+    context, _ = warp(frame, region.source_layout, target_layout, triangles, size, tuple(origin))  # identity outside
 
-    # the face itself is made at a working scale: the prototypes are 128 px, nothing is gained above
-    scale = min(1.0, WORKING_SIZE / max(size))
-    small = (max(4, round(size[0] * scale)), max(4, round(size[1] * scale)))
-    roi_small = cv2.resize(roi, small, interpolation=cv2.INTER_AREA) if scale < 1 else roi
-    source_small = (source_layout - origin) * scale
-    target_small = (target_layout - origin) * scale
-    # 2. the prototype's face, warped onto the new shape
+    # 2. the prototype's face, warped onto the new shape at the working scale
+    target_small = (target_layout - origin) * region.scale
     face, _ = warp(candidate.image, geometry.layout(candidate.shape), target_small, triangles, small)
-
     inside = _polygon(geometry.outline(target_small), small)
     face_height = float(np.ptp(geometry.outline(target_small)[:, 1])) or 1.0
 
-    # 3. colour: the prototype's Lab statistics become the original's over the cheeks, nose and mouth
-    # (below the brows: no hair, no background)
-    region = _polygon(skin_polygon(source_small), small)
-    mean_o, std_o = _region_stats(cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32), region)
+    # 3. colour: the prototype's Lab statistics become the original's over its skin
     face_lab = cv2.cvtColor(face, cv2.COLOR_BGR2LAB).astype(np.float32)
     mean_p, std_p = _region_stats(face_lab, inside)
-    ratio = np.clip(std_o / std_p, *COLOUR_RATIO)
-    face = cv2.cvtColor(np.clip((face_lab - mean_p) * ratio + mean_o + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    ratio = np.clip(region.std / std_p, *COLOUR_RATIO)
+    face = cv2.cvtColor(np.clip((face_lab - mean_p) * ratio + region.mean + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
     # 4. feathered blend at the new outline (alpha 1/2 on the outline itself)
     feather = max(1.0, FEATHER * face_height)
@@ -136,7 +176,7 @@ def compose(
     dist_out = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3)
     alpha = np.clip(0.5 + (dist_in - dist_out) / feather, 0.0, 1.0).astype(np.float32)
     alpha = np.minimum(alpha, _forehead_fade(target_small, small))
-    if scale < 1:
+    if region.scale < 1:
         face = cv2.resize(face, size, interpolation=cv2.INTER_LINEAR)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
 
@@ -148,10 +188,8 @@ def compose(
     bx1, by1, bx2, by2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     face_f = face[by1:by2, bx1:bx2].astype(np.float32)
     if rng is not None:
-        skin_full = _polygon(skin_polygon(source_layout) - origin, size)
-        noise = _noise_level(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32), skin_full)
-        own = _noise_level(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32), skin_full)
-        extra = float(np.sqrt(max(noise**2 - own**2, 0.0)))
+        own = _noise_level(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32), region.skin)
+        extra = float(np.sqrt(max(region.noise**2 - own**2, 0.0)))
         if extra > 0.5:
             face_f += extra * _grain(rng, face_f.shape[:2])[:, :, None]
     a = alpha[by1:by2, bx1:bx2, None]
@@ -159,7 +197,7 @@ def compose(
     blended = context[by1:by2, bx1:bx2].astype(np.float32)
     blended += a * (face_f - blended)
     patch[by1:by2, bx1:bx2] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return patch, (int(x1), int(y1), int(x2), int(y2))
+    return patch, region.bounds
 
 
 def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) -> np.ndarray:

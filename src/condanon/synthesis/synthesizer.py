@@ -28,7 +28,7 @@ from ..detection.base import overlap
 from ..identity import Embedder, embed_original, similarity
 from ..types import Attributes, Box, Face
 from .bank import IN_LOOP_ESTIMATORS, PrototypeBank, RankWeights, default_bank, mouth_open
-from .compose import Candidate, compose, mix, triangles_for
+from .compose import Candidate, compose, mix, prepare, triangles_for
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,7 @@ class Synthesizer:
         # they read clearly the same needs no final gate (it costs a dlib embedding, ~60 ms)
         trust_fast = target is not None and face.attributes is not None and _close(target, face.attributes, self.preserve)
         is_open = mouth_open(face.landmarks68)
+        region = prepare(output, face.landmarks68)  # the original's layout and skin statistics, once per face
         best: tuple[tuple[int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
         used: set[int] = set()
         for attempt in range(1, self.candidates + 1):
@@ -197,7 +198,9 @@ class Synthesizer:
             pair = [first, second]
             image, shape = mix([bank.images[i] for i in pair], [bank.shapes[i] for i in pair], [weight, 1 - weight], triangles)
             candidate = Candidate(image, shape, (first, second), (weight, 1 - weight))
-            patch, bounds = compose(output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix)
+            patch, bounds = compose(
+                output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix, region
+            )
             local = output[y1:y2, x1:x2].copy()
             _paste(local, patch, bounds, (x1, y1))
             check = self._check(local, local_face, reference_vector, target, face.attributes, trust_fast)
