@@ -31,7 +31,7 @@ import numpy as np
 
 from condanon.synthesis.bank import SIZE, expression_key, mouth_open
 from condanon.synthesis.geometry import layout, outline
-from condanon.transforms import similarity_transform
+from condanon.transforms import apply_transform, similarity_transform
 from condanon.synthesis.warp import triangulate, warp
 from condanon.types import EMOTIONS
 
@@ -120,7 +120,7 @@ def canonical(row: dict, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     matrix = similarity_transform(points, reference)
     image = cv2.warpAffine(bgr, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     valid = cv2.warpAffine(np.full(bgr.shape[:2], 255, np.uint8), matrix, (SIZE, SIZE), flags=cv2.INTER_NEAREST)
-    return image, valid, points @ matrix[:, :2].T + matrix[:, 2]
+    return image, valid, apply_transform(matrix, points)
 
 
 def average(members: list[dict], reference: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import dlib
 import numpy as np
 
 from ..detection.conventions import to_dlib
-from ..transforms import similarity_transform
+from ..transforms import apply_transform, similarity_transform
 from ..types import Face
 from ..weights import load_once, model_path
 from .base import LANDMARKERS, five_from_68
@@ -63,7 +63,7 @@ def snapped(points: np.ndarray, five: np.ndarray) -> np.ndarray:
         matrix = similarity_transform(own, five)
     except ValueError:
         return points
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    return apply_transform(matrix, points)
 
 
 def dlib_rect(face: Face) -> dlib.rectangle:

@@ -12,6 +12,7 @@ import numpy as np
 from ..landmarks import five_from_68
 from ..types import Face
 from . import geometry
+from .compose import skin_polygon
 
 
 def landmark_error(face: Face) -> float:
@@ -59,7 +60,7 @@ def colour_shift(original: np.ndarray, output: np.ndarray, face: Face) -> float:
     if face.landmarks68 is None:
         raise ValueError("needs 68 landmarks")
     points = np.asarray(face.landmarks68, dtype=np.float64)
-    polygon = np.concatenate([points[1:16], points[[26, 17]]])
+    polygon = skin_polygon(points)
     mask = np.zeros(original.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
     region = mask > 0
