@@ -222,8 +222,9 @@ def cmd_sheet(args: argparse.Namespace) -> int:
             target = out / name
             if target.resolve() == path.resolve():
                 raise CondanonError(f"{path}: the sheet would overwrite the input")
-            result = anonymizer.anonymize(path)
-            write_image(target, render_sheet(read_image(path), result, args.max_side))
+            original = read_image(path)  # read once: anonymize() copies it, the sheet shows it
+            result = anonymizer.anonymize(original)
+            write_image(target, render_sheet(original, result, args.max_side))
             entries.append(SheetEntry.from_result(str(path), name, result))
             log.info("%s -> %s (%d faces)", path, target, len(result.reports))
         except CondanonError as error:
