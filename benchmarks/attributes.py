@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,13 +22,7 @@ import numpy as np
 from condanon.attributes import ATTRIBUTE_ESTIMATORS
 from condanon.detection import DETECTORS
 from condanon.types import EMOTIONS
-
-
-def shared_root(given: str | None) -> Path:
-    root = Path(given or os.environ.get("CONDANON_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-    if not (root / "data").is_dir():
-        raise SystemExit(f"no shared data at {root} (pass --shared or set CONDANON_SHARED)")
-    return root
+from shared_data import shared_root
 
 
 def largest_face(detector, image):

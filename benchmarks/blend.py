@@ -12,24 +12,16 @@ seam or halo), colour shift (Delta E of the mean skin colour), verdicts.
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 import condanon
 from condanon.synthesis.quality import colour_shift, landmark_error, seam_ratio
+from shared_data import shared_root
 
 PHOTOS = ("astronaut.jpg", "couple.jpg", "t1.jpg")
 HEIGHTS = (24, 30, 48, 80, 140, 240, 400)
-
-
-def shared_root(given: str | None) -> Path:
-    root = Path(given or os.environ.get("CONDANON_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-    if not (root / "data").is_dir():
-        raise SystemExit(f"no shared data at {root} (pass --shared or set CONDANON_SHARED)")
-    return root
 
 
 def main() -> None:

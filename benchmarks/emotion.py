@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +21,7 @@ import numpy as np
 from condanon.attributes import ATTRIBUTE_ESTIMATORS
 from condanon.detection import DETECTORS
 from condanon.types import EMOTIONS
+from shared_data import shared_root
 
 VARIANTS = {
     "emotion (ours, emotion-v1, default)": ("emotion", {}),
@@ -38,13 +37,6 @@ SHORT = {
     "surprise": "sur",
     "neutral": "neu",
 }
-
-
-def shared_root(given: str | None) -> Path:
-    root = Path(given or os.environ.get("CONDANON_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-    if not (root / "data").is_dir():
-        raise SystemExit(f"no shared data at {root} (pass --shared or set CONDANON_SHARED)")
-    return root
 
 
 def scores(predicted: list[str], truth: list[str]) -> tuple[float, float, dict[str, float]]:

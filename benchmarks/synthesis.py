@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -23,16 +22,10 @@ import cv2
 import numpy as np
 
 import condanon
+from shared_data import shared_root
 
 FOLDERS = ("identity", "attributes/utkface", "attributes/emotion", "scenes")
 BANDS = ((0, 64, "< 64 px"), (64, 160, "64-160 px"), (160, 10_000, ">= 160 px"))
-
-
-def shared_root(given: str | None) -> Path:
-    root = Path(given or os.environ.get("CONDANON_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-    if not (root / "data").is_dir():
-        raise SystemExit(f"no shared data at {root} (pass --shared or set CONDANON_SHARED)")
-    return root
 
 
 def photos(root: Path, limit: int, seed: int) -> list[Path]:
