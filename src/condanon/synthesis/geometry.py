@@ -83,8 +83,9 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, fe
     original face is (a turned face's far side hardly moves), and the differences are mapped back and
     applied ``mix`` of the way. Brows, eyes and mouth keep the original's shapes (expression); with
     ``features`` > 0 each of them is also moved, whole, that share of the way to where the prototype
-    has it (eye spacing, brow height, mouth height are identity). A mouth opened wider than the
-    prototype's also lowers the chin by the difference.
+    has it (eye spacing, brow height, mouth height are identity); ``mix`` 0 keeps the original's
+    geometry whole, features included. A mouth opened wider than the prototype's also lowers the chin
+    by the difference.
     """
     original68 = np.asarray(original68, dtype=np.float64)
     prototype68 = np.asarray(prototype68, dtype=np.float64)
@@ -93,17 +94,16 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, fe
     back = np.linalg.inv(np.vstack([to_frontal, [0, 0, 1]]))[:2]
     delta = np.zeros_like(frontal)
     delta[IDENTITY_POINTS] = prototype68[IDENTITY_POINTS] - frontal[IDENTITY_POINTS]
-    if mix <= 0.0:
-        features = 0.0
     # mouth opening beyond the prototype's lowers the chin (sin weights: the chin moves, the ears do not)
     opening = (frontal[57, 1] - frontal[51, 1]) - (prototype68[57, 1] - prototype68[51, 1])
     delta[JAW, 1] += max(opening, 0.0) * np.sin(np.linspace(0, np.pi, len(JAW)))
-    for group in FEATURES:
-        delta[group] = features / max(mix, 1e-6) * (prototype68[group].mean(axis=0) - frontal[group].mean(axis=0))
     # foreshortening per side: the original's half-width over the prototype's, measured at the jaw
     centre_o, centre_p = frontal[27:31, 0].mean(), prototype68[27:31, 0].mean()
     for side, points in ((0, np.arange(0, 8)), (16, np.arange(9, 17))):
         ratio = abs(frontal[side, 0] - centre_o) / max(abs(prototype68[side, 0] - centre_p), 1e-6)
         delta[points, 0] *= float(np.clip(ratio, 0.0, 1.0))
-    moved = frontal + mix * delta
+    placement = np.zeros_like(frontal)  # eyes, brows, mouth: moved whole, never reshaped
+    for group in FEATURES:
+        placement[group] = prototype68[group].mean(axis=0) - frontal[group].mean(axis=0)
+    moved = frontal + mix * delta + (features if mix > 0 else 0.0) * placement
     return apply_transform(back, moved)
