@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ from typing import Any
 from . import __version__
 from .errors import CondanonError
 from .imageio import IMAGE_SUFFIXES, list_images, metadata_of, write_atomic, write_image
+from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
 log = logging.getLogger("condanon.cli")
 
@@ -58,56 +60,170 @@ def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
     if single_file_target:
         return out
     target = out / relative
-    if target.suffix.lower() not in IMAGE_SUFFIXES:
+    if target.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
         target = target.with_suffix(".png")
     return target
 
 
+def list_media(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """Return ``(file, relative_name)`` for every input file and every image or video under input folders."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        root = Path(item)
+        if root.is_dir():
+            suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+            found += [(file, file.relative_to(root)) for file in files]
+        else:
+            found.append((root, Path(root.name)))
+    return found
+
+
+def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
+    from .video import VideoAnonymizer
+
+    return VideoAnonymizer(anonymizer, detect_every=args.detect_every, backfill=args.backfill, max_fps=args.max_fps)
+
+
+def _encode_options(args: argparse.Namespace) -> Any:
+    from .video import EncodeOptions
+
+    return EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, audio=not args.no_audio)
+
+
+def _frame_progress(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
+    """Return a progress callback (frames done, total) showing fps, and the bar to close (``None`` when quiet)."""
+    if args.quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=name, unit="frame", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int | None) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update, bar
+
+
+def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path | None, partial: Path | None = None) -> dict[str, Any]:
+    """Anonymise one video or stream into ``target``; write its track report and box CSV beside it; return the report."""
+    progress, bar = _frame_progress(args, Path(source).name)
+    try:
+        report = videos.run(source, target, _encode_options(args), partial=partial, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    data = report.to_dict()
+    if target is not None:
+        write_atomic(target.with_name(target.stem + ".tracks.json"), json.dumps(data, indent=2).encode())
+        write_atomic(target.with_name(target.stem + ".boxes.csv"), report.boxes_csv().encode())
+    log.info("%s -> %s (%d frames, %d tracks, %.1f fps)", source, target, report.frames_written, len(report.tracks), report.fps)
+    return data
+
+
+def _settings_digest(args: argparse.Namespace) -> str:
+    keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
+            "candidates", "detect_every", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+    return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def cmd_anonymize(args: argparse.Namespace) -> int:
-    """Anonymise every input image into the output folder (or file); return the exit status."""
-    inputs = list_images(args.inputs)
-    if not inputs:
-        _error("no input images found")
-        return 1
+    """Anonymise every input image, video or stream into the output folder (or file); return the exit status.
+
+    A folder output is a resumable job: finished files are recorded in a small SQLite file there and
+    skipped by the next run with the same options; outputs appear only complete (temporary name, then
+    a rename), so a crash or Ctrl-C leaves nothing half-written.
+    """
     out = Path(args.output)
-    single = len(inputs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
+    if len(args.inputs) == 1 and is_stream(args.inputs[0]):
+        anonymizer = _anonymizer(args)
+        target = None if args.output == "none" else out
+        data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target)
+        if args.report:
+            write_atomic(args.report, json.dumps(data, indent=2).encode())
+        if not args.quiet:
+            print(f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr)
+        return 0
+    inputs = list_media(args.inputs)
+    if not inputs:
+        _error("no input images or videos found")
+        return 1
+    single = len(inputs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not out.is_dir()
     anonymizer = _anonymizer(args)
-    failures = 0
+    videos = None
+    job = None
+    if not single:
+        from .video.job import Job, clean_partials
+
+        job = Job(out, _settings_digest(args))
+        for leftover in clean_partials(out):
+            log.info("removed %s (left by an interrupted run)", leftover)
+    failures = skipped = 0
     reports = []
-    for path, relative in _progress(inputs, args.quiet, "anonymizing"):
-        target = _output_path(out, relative, single)
-        try:
-            if target.resolve() == path.resolve():
-                raise CondanonError(f"{path}: output would overwrite the input")
-            result = anonymizer.anonymize(path)
-            metadata = metadata_of(path) if args.keep_metadata else None
-            write_image(target, result.bgr, metadata)
-            report = result.to_dict()
-            report["output"] = str(target)
-            reports.append(report)
-            log.info("%s -> %s (%d faces)", path, target, len(result.reports))
-        except CondanonError as error:
-            failures += 1
-            _error(str(error))
-            reports.append({"source": str(path), "error": str(error)})
-        except Exception as error:  # one broken input must not end the batch
-            failures += 1
-            _error(f"{path}: {type(error).__name__}: {error}")
-            reports.append({"source": str(path), "error": f"{type(error).__name__}: {error}"})
+    try:
+        for path, relative in _progress(inputs, args.quiet, "anonymizing"):
+            target = _output_path(out, relative, single)
+            if job is not None and not job.needs(path, target):
+                skipped += 1
+                log.info("%s: done in an earlier run, skipped", path)
+                continue
+            try:
+                if target.resolve() == path.resolve():
+                    raise CondanonError(f"{path}: output would overwrite the input")
+                if job is not None:
+                    job.start(path, target)
+                if is_video(path):
+                    if videos is None:
+                        videos = _video_anonymizer(args, anonymizer)
+                    from .video.job import partial_path
+
+                    report = _run_video(args, videos, str(path), target, partial_path(target))
+                else:
+                    result = anonymizer.anonymize(path)
+                    metadata = metadata_of(path) if args.keep_metadata else None
+                    write_image(target, result.bgr, metadata)
+                    report = result.to_dict()
+                    log.info("%s -> %s (%d faces)", path, target, len(result.reports))
+                report["output"] = str(target)
+                reports.append(report)
+                if job is not None:
+                    job.done(path, target)
+            except CondanonError as error:
+                failures += 1
+                _error(str(error))
+                reports.append({"source": str(path), "error": str(error)})
+                if job is not None:
+                    job.failed(path, target, str(error))
+            except Exception as error:  # one broken input must not end the batch
+                failures += 1
+                _error(f"{path}: {type(error).__name__}: {error}")
+                reports.append({"source": str(path), "error": f"{type(error).__name__}: {error}"})
+                if job is not None:
+                    job.failed(path, target, f"{type(error).__name__}: {error}")
+    finally:
+        if job is not None:
+            job.close()
     if args.report:
         summary = {
             "condanon": __version__,
             "method": args.method,
             "seed": args.seed,
-            "images": len(inputs),
+            "inputs": len(inputs),
+            "skipped": skipped,
             "failed": failures,
             "faces": sum(len(r.get("faces", [])) for r in reports),
+            "tracks": sum(len(r.get("tracks", [])) for r in reports),
             "results": reports,
         }
         write_atomic(args.report, json.dumps(summary, indent=2).encode())
     if not args.quiet:
         faces = sum(len(r.get("faces", [])) for r in reports)
-        print(f"{len(inputs) - failures}/{len(inputs)} images anonymized, {faces} faces", file=sys.stderr)
+        tracks = sum(len(r.get("tracks", [])) for r in reports)
+        done_before = f", {skipped} done before" if skipped else ""
+        print(f"{len(inputs) - failures}/{len(inputs)} inputs anonymized{done_before}, {faces} faces in images, "
+              f"{tracks} tracks in videos", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -252,8 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     anon = sub.add_parser("anonymize", help="anonymise images (files and folders)")
-    anon.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
-    anon.add_argument("-o", "--output", required=True, help="output folder (or file, for one input)")
+    anon.add_argument("inputs", nargs="+",
+                      help="image and video files, folders (walked recursively), or one stream (rtsp://..., http://..., camera:0)")
+    anon.add_argument("-o", "--output", required=True,
+                      help="output folder (a resumable job), or file for one input; 'none' for a stream: reports only")
     anon.add_argument("--method", default="synthetic", choices=["synthetic", "pixelate", "blur", "mask"],
                       help="synthetic: a new face with the same age, sex, expression and pose (default)")
     anon.add_argument("--candidates", type=int, default=6, help="synthetic candidates tried per face before the fallback")
@@ -268,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--fallback", default="mask", choices=["mask", "pixelate", "blur"])
     anon.add_argument("--no-verify", action="store_true", help="skip the identity check on the output (faster)")
     anon.add_argument("--keep-metadata", action="store_true", help="keep EXIF and ICC metadata (stripped by default)")
+    vid = anon.add_argument_group("video and streams")
+    vid.add_argument("--detect-every", type=int, default=5, help="frames between detections; tracks bridge the others")
+    vid.add_argument("--backfill", type=int, help="frames covered before a track's first detection (default 2 keyframes)")
+    vid.add_argument("--codec", default="libx264", help="video encoder (FFmpeg name: libx264, libx265, mpeg4, libvpx-vp9)")
+    vid.add_argument("--crf", type=int, default=20, help="x264/x265 quality (lower = better, bigger)")
+    vid.add_argument("--preset", default="veryfast", help="x264/x265 speed preset")
+    vid.add_argument("--no-audio", action="store_true", help="drop the audio track (copied by default)")
+    vid.add_argument("--max-fps", type=float, help="live streams: drop frames to keep at most this rate")
     anon.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     anon.set_defaults(func=cmd_anonymize)
 

@@ -17,3 +17,7 @@ class ImageError(CondanonError, ValueError):
 
 class ModelError(CondanonError, RuntimeError):
     """A model file is missing, corrupt, or its backend is not installed."""
+
+
+class VideoError(CondanonError, ValueError):
+    """A video or stream cannot be opened, decoded or written."""

@@ -78,6 +78,10 @@ class _Obscurer:
         patch[mask] = self.hidden(patch.copy(), box)[mask]
 
 
+BLUR_KERNEL = 15
+"""Largest Gaussian kernel run at full size; larger blurs run on a copy shrunk to this kernel."""
+
+
 class Blur(_Obscurer):
     """Gaussian blur whose kernel is ``strength`` times the face size (0.5 = very strong)."""
 
@@ -92,9 +96,17 @@ class Blur(_Obscurer):
     def hidden(self, patch: np.ndarray, box: Box) -> np.ndarray:
         """Return the patch blurred with a kernel proportional to the face size (blurred twice)."""
         kernel = max(3, int(max(box.width, box.height) * self.strength) | 1)
-        sigma = kernel / 3.0
-        once = cv2.GaussianBlur(patch, (kernel, kernel), sigma, borderType=cv2.BORDER_REFLECT)
-        return cv2.GaussianBlur(once, (kernel, kernel), sigma, borderType=cv2.BORDER_REFLECT)
+        height, width = patch.shape[:2]
+        # a big kernel is the same blur on a smaller copy (8x fewer pixels per halving of the size): much faster
+        shrink = min(1.0, BLUR_KERNEL / kernel)
+        small = patch if shrink == 1.0 else cv2.resize(
+            patch, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+        )
+        size = kernel if shrink == 1.0 else BLUR_KERNEL
+        sigma = size / 3.0
+        once = cv2.GaussianBlur(small, (size, size), sigma, borderType=cv2.BORDER_REFLECT)
+        twice = cv2.GaussianBlur(once, (size, size), sigma, borderType=cv2.BORDER_REFLECT)
+        return twice if shrink == 1.0 else cv2.resize(twice, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 class Pixelate(_Obscurer):

@@ -36,6 +36,7 @@ class YuNetDetector:
         tile: int = 960,
         pad_small: int = 480,
         min_side: int = 160,
+        tiles: bool = True,
     ) -> None:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -43,6 +44,7 @@ class YuNetDetector:
         self.tile = tile
         self.pad_small = pad_small
         self.min_side = min_side
+        self.tiles = tiles
 
     def _run(self, image: np.ndarray, scale: float, offset: tuple[float, float]) -> list[Face]:
         """Detect in ``image`` and map the faces back by ``/ scale`` and ``+ offset``."""
@@ -83,7 +85,7 @@ class YuNetDetector:
                 faces += self._run(small, scale, (0.0, 0.0))
                 if longest <= side // 2:
                     break
-            if longest > self.max_side:
+            if self.tiles and longest > self.max_side:
                 faces += self._tiles(image)
         faces = suppress(faces, 0.5)
         return [_clip(face, width, height) for face in faces]

@@ -78,6 +78,8 @@ class Synthesis:
     reason: str | None = None
     drift: list[str] = field(default_factory=list)
     """Attribute checks the kept candidate failed (only when ``strict`` is off)."""
+    candidate: Candidate | None = field(default=None, repr=False)
+    """The identity that was kept (video re-renders it on every frame of the track); not in the report."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary for the face's report."""
@@ -211,6 +213,7 @@ class Synthesizer:
                 weights=candidate.weights,
                 k=tuple(int(bank.k[i]) for i in candidate.sources),
                 check=check,
+                candidate=candidate,
             )
             score = (int(not check.safe), len(check.failures), check.similarity)
             if best is None or score < best[0]:

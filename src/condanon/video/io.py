@@ -1,0 +1,358 @@
+"""Reading and writing videos and live streams with PyAV (FFmpeg): frames, timing and the audio track.
+
+Outputs keep the input's resolution, frame count and timing: each output frame carries the input
+frame's presentation time, so variable frame rates survive. Audio packets are copied as they are
+(no re-encoding) unless the caller drops them. Writers work on a temporary name and are renamed into
+place only when complete (`VideoWriter.close`); an aborted file job leaves nothing at the target,
+while a live recording stopped by Ctrl-C is finalised (its trailer written) and kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import VideoError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+CAMERA_PREFIX = "camera:"
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Return whether ``path`` names a video file by its suffix."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_stream(source: str) -> bool:
+    """Return whether ``source`` is a live source: a network URL, ``camera:N`` or a ``/dev/video*`` device."""
+    text = str(source)
+    return text.lower().startswith(STREAM_PREFIXES + (CAMERA_PREFIX,)) or text.startswith("/dev/video")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video source is: size, frame rate, frame count (``None`` for live sources), audio."""
+
+    source: str
+    width: int
+    height: int
+    fps: Fraction
+    frames: int | None
+    codec: str
+    audio: bool
+    live: bool
+    time_base: Fraction
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready summary."""
+        return {
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "fps": round(float(self.fps), 3),
+            "frames": self.frames,
+            "codec": self.codec,
+            "audio": self.audio,
+            "live": self.live,
+        }
+
+
+@dataclass
+class VideoFrame:
+    """One decoded frame: its index from 0, BGR pixels and presentation time (``pts`` in the stream's time base)."""
+
+    index: int
+    image: np.ndarray
+    pts: int
+    time: float
+
+
+def _open_container(source: str, timeout: float) -> Any:
+    import av
+
+    options: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
+    if source.startswith(CAMERA_PREFIX):
+        source = f"/dev/video{int(source[len(CAMERA_PREFIX):])}"
+    if source.startswith("/dev/video"):
+        kwargs["format"] = "v4l2"
+    if source.lower().startswith(("rtsp://", "rtsps://")):
+        options["rtsp_transport"] = "tcp"
+    try:
+        return av.open(source, mode="r", options=options, timeout=timeout, **kwargs)
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise VideoError(f"{source}: cannot open video: {_one_line(error)}") from None
+
+
+class VideoReader:
+    """Decodes a video file, camera or network stream into `VideoFrame` objects, audio packets aside.
+
+    Iterating yields frames in presentation order. Audio packets met on the way are queued; take them
+    with `take_audio` (the caller copies them into the output). With ``threaded``, decoding runs in a
+    background thread a few frames ahead of the caller.
+    """
+
+    def __init__(self, source: str | os.PathLike[str], audio: bool = True, threaded: bool = True, timeout: float = 10.0) -> None:
+        self.source = str(source)
+        self.live = is_stream(self.source)
+        if not self.live and not Path(self.source).is_file():
+            raise VideoError(f"{self.source}: no such file")
+        self.container = _open_container(self.source, timeout)
+        if not self.container.streams.video:
+            self.container.close()
+            raise VideoError(f"{self.source}: has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        audio_streams = self.container.streams.audio
+        self.audio_stream = audio_streams[0] if audio and audio_streams else None
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        frames = int(self.stream.frames) if self.stream.frames and not self.live else None
+        if frames is None and not self.live and self.stream.duration and self.stream.time_base:
+            frames = round(float(self.stream.duration * self.stream.time_base * rate))
+        context = self.stream.codec_context
+        self.info = VideoInfo(
+            source=self.source,
+            width=int(context.width),
+            height=int(context.height),
+            fps=Fraction(rate),
+            frames=frames,
+            codec=str(context.name),
+            audio=bool(audio_streams),
+            live=self.live,
+            time_base=Fraction(self.stream.time_base or Fraction(1, 90000)),
+        )
+        self._audio: list[Any] = []
+        self._lock = threading.Lock()
+        self.threaded = threaded
+        self._stop = threading.Event()
+
+    def take_audio(self) -> list[Any]:
+        """Return (and forget) the audio packets demuxed so far."""
+        with self._lock:
+            packets, self._audio = self._audio, []
+        return packets
+
+    def _decode(self) -> Iterator[VideoFrame]:
+        import av
+
+        streams = [self.stream] + ([self.audio_stream] if self.audio_stream is not None else [])
+        index = 0
+        step = 1.0 / float(self.info.fps)
+        last_pts: int | None = None
+        try:
+            for packet in self.container.demux(*streams):
+                if self._stop.is_set():
+                    return
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:
+                        with self._lock:
+                            self._audio.append(packet)
+                    continue
+                for frame in packet.decode():
+                    pts = frame.pts
+                    if pts is None:  # some containers (avi) carry no times: count frames instead
+                        pts = round(index * step / self.info.time_base)
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1
+                    last_pts = pts
+                    yield VideoFrame(index, frame.to_ndarray(format="bgr24"), int(pts), float(pts * self.info.time_base))
+                    index += 1
+        except av.FFmpegError as error:
+            if index == 0:
+                raise VideoError(f"{self.source}: cannot decode: {_one_line(error)}") from None
+            log.warning("%s: decoding stopped after %d frames: %s", self.source, index, _one_line(error))
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        if not self.threaded:
+            yield from self._decode()
+            return
+        frames: queue.Queue[Any] = queue.Queue(maxsize=8)
+        done = object()
+
+        def run() -> None:
+            try:
+                for item in self._decode():
+                    while not self._stop.is_set():
+                        try:
+                            frames.put(item, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if self._stop.is_set():
+                        return
+                frames.put(done)
+            except BaseException as error:  # hand it to the consumer
+                frames.put(error)
+
+        thread = threading.Thread(target=run, name="condanon-decode", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = frames.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop decoding and release the source."""
+        self._stop.set()
+        self.container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How output video is encoded: codec (an FFmpeg encoder name), quality (``crf``) and speed (``preset``)."""
+
+    codec: str = "libx264"
+    crf: int = 20
+    preset: str = "veryfast"
+    audio: bool = True
+
+
+def _pix_fmt(codec: str, width: int, height: int) -> str:
+    if codec in ("libx264", "libx265", "h264", "hevc") and (width % 2 or height % 2):
+        return "yuv444p"  # 4:2:0 needs even sides; cropping would change the resolution
+    return "yuv420p"
+
+
+class VideoWriter:
+    """Encodes BGR frames into ``path`` with the timing of the input and a copy of its audio.
+
+    Encoding runs in a background thread (FFmpeg releases the GIL), so it overlaps the next frames' work.
+
+    The file is written under ``partial`` (a temporary name beside ``path``) and renamed to ``path``
+    by ``close(complete=True)``; ``close(complete=False)`` deletes it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        info: VideoInfo,
+        options: EncodeOptions = EncodeOptions(),
+        audio_stream: Any | None = None,
+        partial: str | os.PathLike[str] | None = None,
+    ) -> None:
+        import av
+
+        self.path = Path(path)
+        self.partial = Path(partial) if partial is not None else self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.info = info
+        try:
+            self.container = av.open(str(self.partial), mode="w")
+            self.stream = self.container.add_stream(options.codec, rate=info.fps)
+        except (av.FFmpegError, ValueError, OSError) as error:
+            raise VideoError(f"{self.path}: cannot write video with {options.codec}: {_one_line(error)}") from None
+        self.stream.width = info.width
+        self.stream.height = info.height
+        self.stream.pix_fmt = _pix_fmt(options.codec, info.width, info.height)
+        self.stream.time_base = info.time_base
+        self.stream.codec_context.time_base = info.time_base
+        self.stream.thread_type = "AUTO"
+        if options.codec in ("libx264", "libx265"):
+            self.stream.options = {"crf": str(options.crf), "preset": options.preset}
+        self.audio_in = audio_stream if options.audio else None
+        self.audio_out = None
+        self.audio_note: str | None = None
+        if self.audio_in is not None:
+            try:
+                self.audio_out = self.container.add_stream_from_template(self.audio_in)
+            except (av.FFmpegError, ValueError) as error:
+                self.audio_note = f"audio not copied: {_one_line(error)}"
+                log.warning("%s: %s", self.path, self.audio_note)
+        self.frames = 0
+        self._closed = False
+        self._error: VideoError | None = None
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=16)
+        self._thread = threading.Thread(target=self._encode, name="condanon-encode", daemon=True)
+        self._thread.start()
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        """Queue one BGR frame shown at ``pts`` (in the input's time base) for encoding."""
+        self._put(("video", image, pts))
+        self.frames += 1
+
+    def mux_audio(self, packets: list[Any]) -> None:
+        """Queue audio packets from the input, copied into the output as they are."""
+        if self.audio_out is not None and packets:
+            self._put(("audio", packets, None))
+
+    def _put(self, item: tuple[Any, Any, Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def _encode(self) -> None:
+        """The encoder thread: encode and mux what `write` and `mux_audio` queue, until ``None``."""
+        import av
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain after a failure
+            kind, payload, pts = item
+            try:
+                if kind == "video":
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(payload), format="bgr24")
+                    frame.pts = pts
+                    frame.time_base = self.info.time_base
+                    for packet in self.stream.encode(frame):
+                        self.container.mux(packet)
+                else:
+                    for packet in payload:
+                        packet.stream = self.audio_out
+                        self.container.mux(packet)
+            except (av.FFmpegError, ValueError, OSError) as error:
+                self._error = VideoError(f"{self.path}: cannot write: {_one_line(error)}")
+
+    def close(self, complete: bool = True) -> None:
+        """Flush the encoder and finish the file; rename it into place, or delete it when not ``complete``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        complete = complete and self._error is None
+        try:
+            if complete:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
+        finally:
+            self.container.close()
+        if complete:
+            from .job import finish
+
+            finish(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+        if self._error is not None:
+            raise self._error
