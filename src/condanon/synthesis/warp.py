@@ -23,6 +23,18 @@ def triangulate(points: np.ndarray) -> np.ndarray:
     return np.array(triangles, dtype=np.int32)
 
 
+def _affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Return ``(T, 2, 3)`` maps taking each target triangle onto its source triangle (NaN for a degenerate one)."""
+    dst = target[triangles]  # (T, 3, 2)
+    area = (dst[:, 1, 0] - dst[:, 0, 0]) * (dst[:, 2, 1] - dst[:, 0, 1]) - (dst[:, 2, 0] - dst[:, 0, 0]) * (dst[:, 1, 1] - dst[:, 0, 1])
+    ok = np.abs(area) >= 1e-9
+    corners = np.concatenate([dst, np.ones((len(triangles), 3, 1))], axis=2)  # rows [x, y, 1]
+    corners[~ok] = np.eye(3)
+    maps = np.linalg.solve(corners, source[triangles]).transpose(0, 2, 1)  # [x, y, 1] @ maps.T = source
+    maps[~ok] = np.nan
+    return maps
+
+
 def warp(
     image: np.ndarray,
     source: np.ndarray,
@@ -45,14 +57,10 @@ def warp(
     width, height = max(1, int(np.ceil(full_width / step))), max(1, int(np.ceil(full_height / step)))
     ids = np.full((height, width), -1, dtype=np.int32)
     shifted = (np.asarray(target, dtype=np.float64) - np.asarray(origin, dtype=np.float64)) / step
-    inverse = np.zeros((len(triangles), 2, 3))
-    for index, triangle in enumerate(triangles):
-        dst = shifted[triangle]
-        area = (dst[1, 0] - dst[0, 0]) * (dst[2, 1] - dst[0, 1]) - (dst[2, 0] - dst[0, 0]) * (dst[1, 1] - dst[0, 1])
-        if abs(area) < 1e-9:
-            continue
-        inverse[index] = cv2.getAffineTransform((dst * step).astype(np.float32), np.asarray(source, np.float32)[triangle])
-        cv2.fillConvexPoly(ids, np.round(dst * 16).astype(np.int32), index, lineType=cv2.LINE_8, shift=4)
+    inverse = _affines(shifted * step, np.asarray(source, dtype=np.float64), triangles)
+    corners = np.round(shifted[triangles] * 16).astype(np.int32)
+    for index in np.flatnonzero(inverse[:, 0, 0] == inverse[:, 0, 0]):  # NaN marks a degenerate triangle
+        cv2.fillConvexPoly(ids, corners[index], int(index), lineType=cv2.LINE_8, shift=4)
     covered = ids >= 0
     ys, xs = np.nonzero(covered)
     matrices = inverse[ids[covered]]
