@@ -82,7 +82,9 @@ def list_media(inputs: list[str]) -> list[tuple[Path, Path]]:
 def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
     from .video import VideoAnonymizer
 
-    return VideoAnonymizer(anonymizer, detect_every=args.detect_every, backfill=args.backfill, max_fps=args.max_fps)
+    return VideoAnonymizer(
+        anonymizer, detect_every=args.detect_every, tiles=not args.no_tiles, backfill=args.backfill, max_fps=args.max_fps
+    )
 
 
 def _encode_options(args: argparse.Namespace) -> Any:
@@ -125,7 +127,7 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 def _settings_digest(args: argparse.Namespace) -> str:
     keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
-            "candidates", "detect_every", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+            "candidates", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
     return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -295,23 +297,40 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate the methods on the datasets, write the report folder, print the overall table."""
-    from .evaluation import evaluate
-    from .evaluation.report import markdown_table
-
+    """Evaluate the methods on the photo datasets and/or videos, write the report folder, print the tables."""
+    if not args.data and not args.videos:
+        _error("give --data (photo datasets) and/or --videos")
+        return 2
     methods = [m for m in args.methods.split(",") if m.strip()]
-    result = evaluate(
-        args.data, methods=methods, limit=args.limit, seed=args.seed, out=args.out, workers=args.workers,
-        progress=not args.quiet,
-    )
-    overall = result.summaries.get("all") or next(iter(result.summaries.values()))
-    print(markdown_table(overall))
-    for error in result.errors:
-        _error(error)
-    if not args.quiet:
-        print(f"{len(result.records) // max(1, len(result.methods))} photos in {result.seconds:.0f} s; "
-              f"report in {args.out}", file=sys.stderr)
-    return 1 if result.errors else 0
+    status = 0
+    if args.data:
+        from .evaluation import evaluate
+        from .evaluation.report import markdown_table
+
+        result = evaluate(
+            args.data, methods=methods, limit=args.limit, seed=args.seed, out=args.out, workers=args.workers,
+            progress=not args.quiet,
+        )
+        overall = result.summaries.get("all") or next(iter(result.summaries.values()))
+        print(markdown_table(overall))
+        for error in result.errors:
+            _error(error)
+        if not args.quiet:
+            print(f"{len(result.records) // max(1, len(result.methods))} photos in {result.seconds:.0f} s; "
+                  f"report in {args.out}", file=sys.stderr)
+        status = 1 if result.errors else 0
+    if args.videos:
+        from .evaluation.video_run import evaluate_videos, markdown
+
+        videos = [path for path, _ in list_media(args.videos) if is_video(path)]
+        if not videos:
+            _error("no videos found in --videos")
+            return 1
+        say = None if args.quiet else (lambda text: print(f"evaluating {text}", file=sys.stderr))
+        rows = evaluate_videos(videos, methods, args.out, every=args.every, detect_every=args.detect_every, tiles=not args.no_tiles,
+                               seed=args.seed, progress=say)
+        print(markdown(rows, args.every))
+    return status
 
 
 def cmd_sheet(args: argparse.Namespace) -> int:
@@ -387,7 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--no-verify", action="store_true", help="skip the identity check on the output (faster)")
     anon.add_argument("--keep-metadata", action="store_true", help="keep EXIF and ICC metadata (stripped by default)")
     vid = anon.add_argument_group("video and streams")
-    vid.add_argument("--detect-every", type=int, default=5, help="frames between detections; tracks bridge the others")
+    vid.add_argument("--detect-every", type=int, default=2, help="frames between detections; tracks bridge the others "
+                     "(5 is 2-3x faster and leaks more faces in crowds: docs/video.md)")
+    vid.add_argument("--no-tiles", action="store_true", help="skip YuNet's native-resolution tiles on frames over 1280 px (faster, misses small faces)")
     vid.add_argument("--backfill", type=int, help="frames covered before a track's first detection (default 2 keyframes)")
     vid.add_argument("--codec", default="libx264", help="video encoder (FFmpeg name: libx264, libx265, mpeg4, libvpx-vp9)")
     vid.add_argument("--crf", type=int, default=20, help="x264/x265 quality (lower = better, bigger)")
@@ -407,7 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     ana.set_defaults(func=cmd_analyze)
 
     ev = sub.add_parser("evaluate", help="measure privacy against utility for each method on labelled datasets")
-    ev.add_argument("--data", nargs="+", required=True, help="dataset folders (each with an index.csv)")
+    ev.add_argument("--data", nargs="+", help="photo dataset folders (each with an index.csv)")
+    ev.add_argument("--videos", nargs="+", help="videos or folders of videos: leaked frames, track consistency, jitter, fps")
+    ev.add_argument("--every", type=int, default=1, help="videos: leak-test every Nth frame (1: all, the real metric)")
+    ev.add_argument("--detect-every", type=int, default=2, help="videos: frames between detections")
+    ev.add_argument("--no-tiles", action="store_true", help="videos: no native-resolution tiles")
     ev.add_argument("--methods", default="synthetic,blur,pixelate,mask",
                     help="comma-separated; options as name:key=value (e.g. blur:strength=0.25); 'original' is always added")
     ev.add_argument("--limit", type=int, help="photos per dataset (a seeded random draw), for a quick run")

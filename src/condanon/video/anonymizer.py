@@ -7,11 +7,13 @@ track's first detection are covered too (`FaceTracks.at`). Per track:
 - attributes are read on keyframes (at most every ``attribute_every`` frames) and aggregated
   (median age, mean sex and emotion probabilities);
 - the synthetic method picks ONE identity with its verification loop, on the track's first keyframe
-  with landmarks, and re-renders it on every frame at that frame's (interpolated, so smoothed)
-  landmarks; frames bridged on one side only (before the first or after the last detection) get the
-  fallback, as there are no landmarks to render on;
-- the output is re-checked every ``recheck_every`` frames: a track the in-loop embedder still
-  recognises falls back for the rest of the video (the fallback is never skipped).
+  with landmarks, and re-renders it on every frame at that frame's landmarks (re-estimated between
+  keyframes, smoothed over time); frames bridged on one side only (before the first or after the
+  last detection), faces under `MIN_SYNTHETIC_HEIGHT` and faces overlapped by a stronger one get the
+  fallback;
+- the track's output is checked on its first keyframe, before any of its frames is written, then
+  every ``recheck_every`` frames: a track an embedder still recognises falls back for the rest of
+  the video.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detection.base import overlap
 from ..errors import VideoError
 from ..identity import embed_original, is_match, similarity
 from ..pipeline import Anonymizer
@@ -41,6 +44,14 @@ from .tracking import FaceTracks, Placement
 
 log = logging.getLogger(__name__)
 
+OVERLAP = 0.3
+"""A face overlapping a stronger one this much (IoU or share of the smaller box) gets the fallback on that
+frame instead of a synthetic face: two synthetic faces drawn over each other cover neither, and YuNet
+finds a second, weaker "face" on the hair of a near face. (Dropping such detections would leave the
+people behind others uncovered.)"""
+MIN_SYNTHETIC_HEIGHT = 32.0
+"""Faces smaller than this (box height, px) get the fallback instead of a synthetic face: too few pixels
+to carry one (SFace still matched 22-29 px synthetic faces on crowd.mp4), and their attributes are unreadable."""
 WEAK_SCORE = 0.3
 """Keyframe detections down to this score are handed to the tracker; below the image threshold they only continue tracks."""
 
@@ -53,7 +64,8 @@ class VideoAnonymizer:
     Args:
         anonymizer: the image `Anonymizer` whose method, models and checks are used (default: synthetic).
         detect_every: frames between detections (tracks carry the faces between them).
-        detector: the detector for keyframes (default: YuNet's pyramid without tiles; ``None``: the anonymizer's).
+        detector: the detector for keyframes (default: YuNet's pyramid; ``None``: the anonymizer's).
+        tiles: YuNet also searches native-resolution tiles of frames over 1280 px (small faces; slower).
         backfill: frames before a track's first detection that are covered (the look-ahead; default 2 keyframes).
         max_gap: frames a track may go undetected and still be bridged (default half a second).
         attribute_every: frames between attribute readings of one track.
@@ -61,23 +73,37 @@ class VideoAnonymizer:
         attributes: the estimators that read each track (fast ones: they share the in-loop identity
             vector; ``None``: the anonymizer's own). The synthetic method's final gate still uses the
             anonymizer's estimator, once per track.
-        attacker_checks: also run the held-out attacker at each re-check (slow: dlib, ~85 ms a face;
-            `condanon evaluate` measures it on every frame instead).
+        frame_landmarks: the synthetic method re-estimates the 68 landmarks on every frame (dlib, ~4 ms a
+            face; on the interpolated box) instead of interpolating them between keyframes: the
+            expression is followed frame by frame.
+        margin: a track passes its identity checks when the similarity is this far on the safe side of
+            the embedder's threshold (other frames of the same face read a little differently).
+        smoothing: weight of the previous frame's landmarks in their exponential smoothing (0: none).
+        attacker_checks: also run the held-out attacker on each track's first check (dlib, ~170 ms a
+            track); `condanon evaluate` measures it on every frame.
+        min_score: a keyframe detection this strong starts a track of its own (weaker ones, down to
+            `WEAK_SCORE`, only continue tracks); lower than the image threshold (0.6): in video a face
+            missed once is missed on many frames, and YuNet scores small or half-hidden faces 0.35-0.55.
         max_fps: for live sources, frames whose time is closer than ``1 / max_fps`` to the last kept one are dropped.
     """
 
     def __init__(
         self,
         anonymizer: Anonymizer | None = None,
-        detect_every: int = 5,
+        detect_every: int = 2,
         detector: str | None = "yunet",
+        tiles: bool = True,
         backfill: int | None = None,
         max_gap: int | None = None,
         attribute_every: int = 50,
-        recheck_every: int = 50,
+        recheck_every: int = 25,
         max_fps: float | None = None,
+        min_score: float = 0.45,
         attributes: tuple[str, ...] | None = ("age-sex-mean", "emotion"),
-        attacker_checks: bool = False,
+        attacker_checks: bool = True,
+        frame_landmarks: bool = True,
+        smoothing: float = 0.5,
+        margin: float = 0.05,
     ) -> None:
         if detect_every < 1:
             raise VideoError("detect_every must be at least 1")
@@ -85,7 +111,7 @@ class VideoAnonymizer:
         if detector is not None:
             from ..detection import DETECTORS
 
-            options: dict[str, Any] = {"tiles": False} if detector == "yunet" else {}
+            options: dict[str, Any] = {"tiles": tiles} if detector == "yunet" else {}
             if detector.startswith("yunet"):  # weak detections only continue tracks (ByteTrack's second pass)
                 options["score_threshold"] = WEAK_SCORE
             self.detector = DETECTORS.create(detector, **options)
@@ -97,6 +123,7 @@ class VideoAnonymizer:
         self.attribute_every = attribute_every
         self.recheck_every = recheck_every
         self.max_fps = max_fps
+        self.min_score = min_score
         if attributes is None:
             self.estimator = self.anonymizer.estimator
         else:
@@ -104,6 +131,11 @@ class VideoAnonymizer:
 
             self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
         self.attacker_checks = attacker_checks
+        self.frame_landmarks = frame_landmarks
+        if not 0.0 <= smoothing < 1.0:
+            raise VideoError("smoothing must be in [0, 1)")
+        self.smoothing = smoothing
+        self.margin = margin
         self.stop = threading.Event()
         """Set it (or press Ctrl-C in the CLI) to end a live run cleanly: the output is finalised."""
 
@@ -241,7 +273,7 @@ class _RunState:
         self.owner = owner
         self.a = owner.anonymizer
         self.report = report
-        self.tracks = FaceTracks(float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=_threshold(owner))
+        self.tracks = FaceTracks(float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=owner.min_score)
         self.buffer: deque[VideoFrame] = deque()
         self.keyframe = -1
         self.candidates: dict[int, Candidate] = {}
@@ -249,6 +281,10 @@ class _RunState:
         self.last_reading: dict[int, int] = {}
         self.last_check: dict[int, int] = {}
         self.blackout: set[int] = set()
+        self.crowded: set[int] = set()
+        """Tracks that get the fallback on the frame being finished: overlapped by a stronger face."""
+        self.smoothed: dict[int, tuple[int, np.ndarray]] = {}
+        """Per track: the last frame rendered and its smoothed landmarks, in box units about the box centre."""
         self.need_landmarks = self.a.synthesizer is not None
 
     def push(self, frame: VideoFrame) -> list[tuple[VideoFrame, np.ndarray]]:
@@ -295,14 +331,20 @@ class _RunState:
             if attributes is not None:
                 self.report.track(face.track_id, self.a.method).readings.append(attributes)
         if self.a.synthesizer is not None:
+            crowded = _overlapped(faces)
             for face in faces:
-                if face.track_id not in self.candidates and face.track_id not in self.failed:
+                if face.track_id not in self.candidates and face.track_id not in self.failed and id(face) not in crowded:
                     self._choose(image, face, frame.index)
+        if self.a.verify:
+            self._check(image, faces, frame.index)
         self.tracks.forget(frame.index - len(self.buffer))
 
     def _choose(self, image: np.ndarray, face: Face, index: int) -> None:
         """Pick the track's synthetic identity with the verification loop, on this keyframe."""
         track = self.report.track(face.track_id, self.a.method)
+        if self._small(face):
+            self._fail(face.track_id, f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small for a synthetic face")
+            return
         if face.landmarks68 is None:
             return  # try again on the next keyframe (bridged frames get the fallback meanwhile)
         target = dataclasses.replace(face, attributes=aggregate(track.readings) or face.attributes)
@@ -335,25 +377,23 @@ class _RunState:
         placements = self.tracks.at(frame.index)
         if frame.index in self.blackout:
             output[:] = 0  # detection failed on this keyframe: nothing of it may leak
+        crowded = _overlapped([p.face for p in placements]) if self.a.synthesizer is not None else set()
+        self.crowded = {p.track for p in placements if id(p.face) in crowded}
         for placement in placements:
             self._apply(original, output, placement, frame.index)
-        if self.a.verify:
-            for placement in placements:
-                if placement.source == "detected" and self._due(placement.track, frame.index):
-                    self._recheck(original, output, placement, frame.index)
         for placement in placements:
             track = self.report.track(placement.track, self.a.method)
             x1, y1, x2, y2 = (round(v, 1) for v in placement.face.box.to_list())
-            method = self.a.method if self._renders(placement) else self.a.fallback.name
+            method = self.a.method if self._renders(placement, frame.index) else self.a.fallback.name
             verdict = "anonymized" if method == self.a.method else "fallback"
             self.report.boxes.append((frame.index, round(frame.time, 4), placement.track, x1, y1, x2, y2, placement.source, method, verdict))
             track.seen(frame.index, placement.source)
         frame.image = output
         return frame, output
 
-    def _renders(self, placement: Placement) -> bool:
-        """Return whether the track's own method (not the fallback) covers it on this placement."""
-        if placement.track in self.failed:
+    def _renders(self, placement: Placement, index: int | None = None) -> bool:
+        """Return whether the track's own method (not the fallback) covers it on this placement (on frame ``index``)."""
+        if placement.track in self.failed or (index is not None and placement.track in self.crowded):
             return False
         if self.a.synthesizer is None:
             return True
@@ -363,65 +403,131 @@ class _RunState:
             and placement.face.landmarks68 is not None
         )
 
+    def _small(self, face: Face) -> bool:
+        return face.box.height < MIN_SYNTHETIC_HEIGHT
+
     def _apply(self, original: np.ndarray, output: np.ndarray, placement: Placement, index: int) -> None:
+        """Anonymise one placed track in ``output``: its method, or the fallback (when it must, or on any error)."""
         track = self.report.track(placement.track, self.a.method)
-        box = placement.face.box
         try:
-            if self._renders(placement):
-                if self.a.synthesizer is not None:
-                    candidate = self.candidates[placement.track]
-                    s = self.a.synthesizer
-                    rng = np.random.default_rng([self.a.seed, _track_key(placement.track), 1])
-                    patch, bounds = compose(
-                        output, placement.face.landmarks68, candidate, triangles_for(s.bank.reference), s.shape_mix, rng, s.feature_mix
-                    )
-                    _paste(output, patch, bounds, (0, 0))
-                else:
-                    assert self.a.obscurer is not None
-                    self.a.obscurer.apply(output, box)
+            if self._renders(placement, index):
+                points = self._landmarks(original, placement, index) if self.a.synthesizer is not None else None
+                self._render(output, placement, points)
                 return
         except Exception as error:
             log.debug("frame %d track %d: %s failed: %s", index, placement.track, self.a.method, error)
-        self.a.fallback.apply(output, box)
+        self.a.fallback.apply(output, placement.face.box)
         track.fallback_frames += 1
 
-    def _due(self, track_id: int, index: int) -> bool:
-        return track_id not in self.failed and index - self.last_check.get(track_id, -10**9) >= self.owner.recheck_every
+    def _render(self, output: np.ndarray, placement: Placement, points: np.ndarray | None) -> None:
+        """Draw the track's method at ``placement`` into ``output`` (the synthetic face at ``points``)."""
+        if self.a.synthesizer is None:
+            assert self.a.obscurer is not None
+            self.a.obscurer.apply(output, placement.face.box)
+            return
+        s = self.a.synthesizer
+        rng = np.random.default_rng([self.a.seed, _track_key(placement.track), 1])
+        patch, bounds = compose(output, points, self.candidates[placement.track], triangles_for(s.bank.reference), s.shape_mix, rng, s.feature_mix)
+        _paste(output, patch, bounds, (0, 0))
 
-    def _recheck(self, original: np.ndarray, output: np.ndarray, placement: Placement, index: int) -> None:
-        """Check the track's output against the original on this frame; a match sends the track to the fallback."""
-        self.last_check[placement.track] = index
-        track = self.report.tracks[placement.track]
+    def _landmarks(self, original: np.ndarray, placement: Placement, index: int) -> np.ndarray:
+        """Return the 68 landmarks to render the track on this frame: this frame's own, smoothed over time.
+
+        On a keyframe they are the detection's; between keyframes the predictor runs on the
+        interpolated box (``frame_landmarks``) or they are interpolated. Exponential smoothing over
+        consecutive frames takes out the predictor's frame-to-frame jitter.
+        """
         face = placement.face
+        points = face.landmarks68
+        assert points is not None
+        if self.owner.frame_landmarks and placement.source == "interpolated":
+            probe = Face(box=placement.core, score=face.score, landmarks5=face.landmarks5, detector=face.detector)
+            try:
+                self.a.landmarker.landmarks(original, [probe])
+                if probe.landmarks68 is not None:
+                    points = probe.landmarks68
+            except Exception as error:  # the interpolated points are a fine stand-in
+                log.debug("frame %d track %d: landmarks failed: %s", index, placement.track, error)
+        # smoothed in the box's frame: the shape is steadied, while the box (itself smooth) carries the
+        # motion, so a fast face is not trailed by its synthetic one
+        box = placement.core
+        centre, size = np.array(box.center, np.float32), np.float32(max(box.height, 1.0))
+        shape = (np.asarray(points, np.float32) - centre) / size
+        last = self.smoothed.get(placement.track)
+        if last is not None and last[0] == index - 1 and self.owner.smoothing > 0:
+            shape = self.owner.smoothing * last[1] + (1.0 - self.owner.smoothing) * shape
+        self.smoothed[placement.track] = (index, shape)
+        return shape * size + centre
+
+    def _check(self, image: np.ndarray, faces: list[Face], index: int) -> None:
+        """Check the tracks due for it on this keyframe, before any of their frames around it is written.
+
+        Each due track's method is drawn on a copy of the keyframe and compared with the original: a
+        track the in-loop embedder (or, on its first check with ``attacker_checks``, the held-out one)
+        still matches within ``margin`` falls back for the whole video from here, including the
+        buffered frames before this keyframe (its first check comes before its first frame is written).
+        """
+        crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
+        due = [
+            Placement(f.track_id, f, "detected")
+            for f in faces
+            if f.track_id not in self.failed
+            and id(f) not in crowded
+            and index - self.last_check.get(f.track_id, -(10**9)) >= self.owner.recheck_every
+            and self._renders(Placement(f.track_id, f, "detected"))
+        ]
+        if not due:
+            return
+        drawn = image.copy()
+        for placement in due:
+            try:
+                self._render(drawn, placement, placement.face.landmarks68)
+            except Exception as error:
+                self._fail(placement.track, f"{self.a.method} failed on frame {index}: {error}")
+        for placement in due:
+            if placement.track not in self.failed:
+                self._verify(image, drawn, placement, index)
+
+    def _verify(self, original: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> None:
+        """Compare one drawn track with the original; a match sends the track to the fallback."""
+        first = placement.track not in self.last_check
+        self.last_check[placement.track] = index
+        track = self.report.track(placement.track, self.a.method)
+        face = placement.face
+        after_face = dataclasses.replace(face, embeddings={})
+        embedders = [self.a.embedder] + ([self.a.attacker] if self.a.attacker and self.owner.attacker_checks and first else [])
         checks = []
-        after_faces = dataclasses.replace(face, embeddings={})
-        for embedder in [self.a.embedder] + ([self.a.attacker] if self.a.attacker and self.owner.attacker_checks else []):
+        for embedder in embedders:
             try:
                 before = embed_original(embedder, original, [face])[0]
-                after = embedder.embed(output, [after_faces])[0]
+                after = embedder.embed(drawn, [after_face])[0]
             except Exception as error:
                 log.warning("frame %d track %d: identity check with %s failed: %s", index, placement.track, embedder.name, error)
                 checks.append(IdentityCheck(embedder.name, embedder.metric, None, embedder.threshold, None))
                 continue
-            after_faces.embeddings[embedder.name] = after
+            after_face.embeddings[embedder.name] = after
             value = similarity(embedder.metric, before, after)
-            checks.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, is_match(embedder.metric, value, embedder.threshold)))
+            limit = embedder.threshold - self.owner.margin if embedder.metric == "cosine" else embedder.threshold + self.owner.margin
+            checks.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, is_match(embedder.metric, value, limit)))
         track.checks.append(checks)
-        in_loop = checks[0]
-        if in_loop.matched is None or in_loop.matched:
-            what = "could not run" if in_loop.matched is None else f"matched ({in_loop.metric} {in_loop.value:.3f})"
-            self._fail(placement.track, f"{self.a.embedder.name} re-check on frame {index} {what}")
-            self.a.fallback.apply(output, face.box)
+        failed = [c for c in checks if c.matched is None or c.matched]
+        if failed:
+            c = failed[0]
+            what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, threshold {c.threshold} with margin {self.owner.margin})"
+            self._fail(placement.track, f"{c.embedder} check on frame {index} {what}")
             return
-        if self.a.synthesizer is not None or self.a.preserve:
-            readings = self.owner.read(output, [after_faces])
-            if readings[0] is not None:
-                track.readings_after.append(readings[0])
+        readings = self.owner.read(drawn, [after_face])
+        if readings[0] is not None:
+            track.readings_after.append(readings[0])
 
 
-def _threshold(owner: VideoAnonymizer) -> float:
-    """Return the score a detection needs to be anonymised without a track (the image pipeline's threshold)."""
-    return float(getattr(owner.anonymizer.detector, "score_threshold", 0.6) or 0.6)
+def _overlapped(faces: list[Face]) -> set[int]:
+    """Return the ``id()`` of each face that overlaps a stronger one by `OVERLAP` or more."""
+    out = set()
+    for face in faces:
+        if any(other is not face and other.score > face.score and overlap(face, other) >= OVERLAP for other in faces):
+            out.add(id(face))
+    return out
 
 
 def _track_key(track_id: int) -> int:

@@ -60,6 +60,13 @@ class Placement:
     track: int
     face: Face
     source: Source
+    grow: float = 0.0
+    """How much ``face.box`` was grown (by ``1 + grow``) beyond the face itself, for the uncertainty of a bridge."""
+
+    @property
+    def core(self) -> Box:
+        """Return the face's own box (before the growth)."""
+        return self.face.box.scaled(1.0 / (1.0 + self.grow))
 
 
 def _lerp(a: np.ndarray | None, b: np.ndarray | None, w: float) -> np.ndarray | None:
@@ -228,12 +235,12 @@ class FaceTracks:
                 a, b = track.observations[before[-1]], track.observations[after[0]]
                 w = (frame - before[-1]) / (after[0] - before[-1])
                 gap_grow = self.grow if after[0] - before[-1] <= self.detect_every else self.bridge_grow
-                out.append(Placement(track.id, interpolate(a, b, w, gap_grow), "interpolated"))
+                out.append(Placement(track.id, interpolate(a, b, w, gap_grow), "interpolated", gap_grow))
             elif after and not before and after[0] - frame <= self.backfill:
                 first = track.observations[after[0]]
-                out.append(Placement(track.id, _moved(first, first.box, self.bridge_grow), "backfilled"))
+                out.append(Placement(track.id, _moved(first, first.box, self.bridge_grow), "backfilled", self.bridge_grow))
             elif before and frame - before[-1] <= self.max_gap and not (after and after[0] - before[-1] <= self.max_gap):
-                out.append(Placement(track.id, self._predict(track, before, frame), "predicted"))
+                out.append(Placement(track.id, self._predict(track, before, frame), "predicted", self.bridge_grow))
         return out
 
     def _predict(self, track: Track, before: list[int], frame: int) -> Face:
