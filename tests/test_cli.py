@@ -92,8 +92,10 @@ def test_batch_writes_good_outputs_only(batch_run, batch):
     for name in BAD:
         assert not (out / name).exists()
         assert not (out / name).with_suffix(".png").exists()
-    assert sorted(p.name for p in out.iterdir()) == sorted(GOOD)  # no temp files, no extras
-    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+    # no temp files, no extras; the folder job's state (resumable runs) lies beside the outputs
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".condanon-job")) == sorted(GOOD)
+    assert (out / ".condanon-job.sqlite").is_file()
+    assert not list(out.rglob("*.tmp")) and not [p for p in out.rglob(".*") if not p.name.startswith(".condanon-job")]
 
 
 def test_batch_report(batch_run, batch):
@@ -102,7 +104,7 @@ def test_batch_report(batch_run, batch):
     report = json.loads(report_path.read_text())
     assert report["condanon"] == condanon.__version__
     assert report["method"] == "synthetic" and report["seed"] == 0
-    assert report["images"] == 5 and report["failed"] == 3
+    assert report["inputs"] == 5 and report["failed"] == 3
     assert report["faces"] == sum(GOOD.values())
     by_source = {r["source"]: r for r in report["results"]}
     assert set(by_source) == {str(p) for p in sorted(inputs.iterdir())}

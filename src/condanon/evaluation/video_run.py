@@ -50,6 +50,7 @@ def evaluate_videos(
             run_seconds = time.perf_counter() - started
             boxes = target.with_name(target.stem + ".boxes.csv")
             write_atomic(boxes, report.boxes_csv().encode())
+            write_atomic(target.with_name(target.stem + ".tracks.json"), json.dumps(report.to_dict(), indent=2).encode())
             metrics = evaluate_video(video, target, boxes, every=every)
             tracks = report.to_dict()["tracks"]
             rows.append({
