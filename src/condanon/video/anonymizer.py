@@ -52,9 +52,6 @@ people behind others uncovered.)"""
 MIN_SYNTHETIC_HEIGHT = 32.0
 """Faces smaller than this (box height, px) get the fallback instead of a synthetic face: too few pixels
 to carry one (SFace still matched 22-29 px synthetic faces on crowd.mp4), and their attributes are unreadable."""
-IDENTITY_CHOICES = 3
-"""Synthetic identities tried for a track whose first one fails its first check (dlib, or SFace on the
-keyframe as drawn) before the track falls back."""
 WEAK_SCORE = 0.3
 """Keyframe detections down to this score are handed to the tracker; below the image threshold they only continue tracks."""
 
@@ -81,8 +78,6 @@ class VideoAnonymizer:
             expression is followed frame by frame.
         margin: a track passes its identity checks when the similarity is this far on the safe side of
             the embedder's threshold (other frames of the same face read a little differently).
-        attacker_margin: the same for the held-out attacker (dlib's L2 distance): a synthetic face
-            reads 0.43-0.44 from the person on face_noface.mov whatever the identity, and does not leak.
         smoothing: weight of the previous frame's landmarks in their exponential smoothing (0: none).
         attacker_checks: also run the held-out attacker on each track's first check (dlib, ~170 ms a
             track); `condanon evaluate` measures it on every frame.
@@ -109,7 +104,6 @@ class VideoAnonymizer:
         frame_landmarks: bool = True,
         smoothing: float = 0.5,
         margin: float = 0.05,
-        attacker_margin: float = 0.02,
     ) -> None:
         if detect_every < 1:
             raise VideoError("detect_every must be at least 1")
@@ -142,7 +136,6 @@ class VideoAnonymizer:
             raise VideoError("smoothing must be in [0, 1)")
         self.smoothing = smoothing
         self.margin = margin
-        self.attacker_margin = attacker_margin
         self.stop = threading.Event()
         """Set it (or press Ctrl-C in the CLI) to end a live run cleanly: the output is finalised."""
 
@@ -346,32 +339,28 @@ class _RunState:
             self._check(image, faces, frame.index)
         self.tracks.forget(frame.index - len(self.buffer))
 
-    def _choose(self, image: np.ndarray, face: Face, index: int, attempt: int = 0) -> bool:
-        """Pick the track's synthetic identity with the verification loop, on this keyframe; return whether one passed.
-
-        ``attempt`` > 0 asks for another identity (other seeds) after the one before failed its first check.
-        """
+    def _choose(self, image: np.ndarray, face: Face, index: int) -> None:
+        """Pick the track's synthetic identity with the verification loop, on this keyframe."""
         track = self.report.track(face.track_id, self.a.method)
         if self._small(face):
             self._fail(face.track_id, f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small for a synthetic face")
-            return False
+            return
         if face.landmarks68 is None:
-            return False  # try again on the next keyframe (bridged frames get the fallback meanwhile)
+            return  # try again on the next keyframe (bridged frames get the fallback meanwhile)
         target = dataclasses.replace(face, attributes=aggregate(track.readings) or face.attributes)
-        rng = np.random.default_rng([self.a.seed, _track_key(face.track_id)] + ([attempt] if attempt else []))
+        rng = np.random.default_rng([self.a.seed, _track_key(face.track_id)])
         assert self.a.synthesizer is not None
         try:
             outcome = self.a.synthesizer.synthesize(image, image.copy(), target, rng)
         except Exception as error:
             self._fail(face.track_id, f"synthetic failed: {error}")
-            return False
-        track.synthesis = outcome.to_dict() | {"chosen_on_frame": index, "identity_choices": attempt + 1}
+            return
+        track.synthesis = outcome.to_dict() | {"chosen_on_frame": index}
         face.embeddings.update(target.embeddings)
         if outcome.passed and outcome.candidate is not None:
             self.candidates[face.track_id] = outcome.candidate
-            return True
-        self._fail(face.track_id, outcome.reason or "no candidate passed")
-        return False
+        else:
+            self._fail(face.track_id, outcome.reason or "no candidate passed")
 
     def _fail(self, track_id: int, reason: str) -> None:
         log.info("track %d falls back to %s: %s", track_id, self.a.fallback.name, reason)
@@ -491,29 +480,17 @@ class _RunState:
             return
         drawn = image.copy()
         for placement in due:
-            first = placement.track not in self.last_check
-            for attempt in range(1, IDENTITY_CHOICES + 1):
-                x1, y1, x2, y2 = placement.face.box.scaled(3.0).clipped(image.shape[1], image.shape[0]).to_int()
-                drawn[y1:y2, x1:x2] = image[y1:y2, x1:x2]  # a new identity is drawn on the original, not over the last one
-                try:
-                    self._render(drawn, placement, placement.face.landmarks68)
-                except Exception as error:
-                    self._fail(placement.track, f"{self.a.method} failed on frame {index}: {error}")
-                    break
-                reason = self._verify(image, drawn, placement, index, first)
-                if reason is None:
-                    break
-                # a synthetic identity that fails its first check is replaced by the next one the loop finds
-                retry = self.a.synthesizer is not None and first and attempt < IDENTITY_CHOICES
-                if retry and self._choose(image, placement.face, index, attempt):
-                    continue
-                if placement.track not in self.failed:
-                    self._fail(placement.track, reason)
-                self.a.fallback.apply(drawn, placement.face.box)
-                break
+            try:
+                self._render(drawn, placement, placement.face.landmarks68)
+            except Exception as error:
+                self._fail(placement.track, f"{self.a.method} failed on frame {index}: {error}")
+        for placement in due:
+            if placement.track not in self.failed:
+                self._verify(image, drawn, placement, index)
 
-    def _verify(self, original: np.ndarray, drawn: np.ndarray, placement: Placement, index: int, first: bool) -> str | None:
-        """Compare one drawn track with the original; return why it still matches (``None``: it passed)."""
+    def _verify(self, original: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> None:
+        """Compare one drawn track with the original; a match sends the track to the fallback."""
+        first = placement.track not in self.last_check
         self.last_check[placement.track] = index
         track = self.report.track(placement.track, self.a.method)
         face = placement.face
@@ -530,19 +507,18 @@ class _RunState:
                 continue
             after_face.embeddings[embedder.name] = after
             value = similarity(embedder.metric, before, after)
-            margin = self.owner.margin if embedder is self.a.embedder else self.owner.attacker_margin
-            limit = embedder.threshold - margin if embedder.metric == "cosine" else embedder.threshold + margin
+            limit = embedder.threshold - self.owner.margin if embedder.metric == "cosine" else embedder.threshold + self.owner.margin
             checks.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, is_match(embedder.metric, value, limit)))
         track.checks.append(checks)
         failed = [c for c in checks if c.matched is None or c.matched]
         if failed:
             c = failed[0]
-            what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, threshold {c.threshold} less a margin)"
-            return f"{c.embedder} check on frame {index} {what}"
+            what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, threshold {c.threshold} with margin {self.owner.margin})"
+            self._fail(placement.track, f"{c.embedder} check on frame {index} {what}")
+            return
         readings = self.owner.read(drawn, [after_face])
         if readings[0] is not None:
             track.readings_after.append(readings[0])
-        return None
 
 
 def _overlapped(faces: list[Face]) -> set[int]:
