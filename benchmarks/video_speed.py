@@ -14,6 +14,7 @@ Targets (issue #6): blur >= 10x deface; synthetic >= deface; synthetic >= 25 fps
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -36,8 +37,7 @@ from condanon.video import EncodeOptions, VideoAnonymizer, VideoReader, VideoWri
 def scaled_copy(source: Path, target: Path, size: tuple[int, int]) -> Path:
     """Write ``source`` resized to ``size`` (w, h) with its timing and audio (the input of the 720p runs)."""
     reader = VideoReader(source)
-    info = reader.info
-    info = type(info)(**{**info.__dict__, "width": size[0], "height": size[1]})
+    info = dataclasses.replace(reader.info, width=size[0], height=size[1])
     writer = VideoWriter(target, info, EncodeOptions(crf=18), reader.audio_stream)
     for frame in reader:
         writer.mux_audio(reader.take_audio())

@@ -17,7 +17,7 @@ def main(source: str, target: str) -> None:
     """Anonymise ``source`` into ``target`` and print the per-track report."""
     runner = VideoAnonymizer(condanon.Anonymizer(method="synthetic", seed=0), detect_every=5)
     report = runner.run(source, Path(target))
-    Path(target).with_suffix(".boxes.csv").write_text(report.boxes_csv())  # per-frame boxes, as the CLI writes them
+    report.write_beside(target)  # <stem>.tracks.json and <stem>.boxes.csv (per-frame boxes), as the CLI writes them
     print(f"{report.frames_written} frames at {report.fps:.1f} fps, audio {report.audio}")
     for track in report.to_dict()["tracks"]:
         before = track["attributes_before"] or {}

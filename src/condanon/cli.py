@@ -66,17 +66,11 @@ def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
 
 
 def list_media(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """Return ``(file, relative_name)`` for every input file and every image or video under input folders."""
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        root = Path(item)
-        if root.is_dir():
-            suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
-            found += [(file, file.relative_to(root)) for file in files]
-        else:
-            found.append((root, Path(root.name)))
-    return found
+    """Return ``(file, relative_name)`` for every input file and every image or video under input folders.
+
+    Hidden files are left out of folders: they include the temporary outputs of an interrupted job.
+    """
+    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True)
 
 
 def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
@@ -117,12 +111,10 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
     finally:
         if bar is not None:
             bar.close()
-    data = report.to_dict()
     if target is not None:
-        write_atomic(target.with_name(target.stem + ".tracks.json"), json.dumps(data, indent=2).encode())
-        write_atomic(target.with_name(target.stem + ".boxes.csv"), report.boxes_csv().encode())
+        report.write_beside(target)
     log.info("%s -> %s (%d frames, %d tracks, %.1f fps)", source, target, report.frames_written, len(report.tracks), report.fps)
-    return data
+    return report.to_dict()
 
 
 def _settings_digest(args: argparse.Namespace) -> str:

@@ -175,17 +175,23 @@ def write_image(
     write_atomic(path, encode_image(bgr, Path(path).suffix, metadata, quality))
 
 
-def list_images(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """Return ``(file, relative_name)`` for every input file and every image file under input folders.
+def list_images(
+    inputs: list[str], suffixes: tuple[str, ...] = IMAGE_SUFFIXES, skip_hidden: bool = False
+) -> list[tuple[Path, Path]]:
+    """Return ``(file, relative_name)`` for every input file and every file with one of ``suffixes`` under input folders.
 
-    Folders are walked recursively and sorted; files named directly are kept whatever their suffix,
+    Folders are walked recursively and sorted (without files whose name starts with a dot when
+    ``skip_hidden``); files named directly are kept whatever their suffix,
     so that a wrong file gets its own error instead of being skipped silently.
     """
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         root = Path(item)
         if root.is_dir():
-            for file in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            for file in sorted(
+                p for p in root.rglob("*")
+                if p.is_file() and p.suffix.lower() in suffixes and not (skip_hidden and p.name.startswith("."))
+            ):
                 found.append((file, file.relative_to(root)))
         else:
             found.append((root, Path(root.name)))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
+from .attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from .conventional import OBSCURERS, Obscurer
 from .detection import DETECTORS, Detector
 from .errors import CondanonError, ConfigError
@@ -172,17 +172,7 @@ class Anonymizer:
 
     def _attributes(self, bgr: np.ndarray, faces: list[Face]) -> list[Attributes | None]:
         """Return attributes per face; a face whose estimate fails gets ``None`` (and a log line)."""
-        try:
-            return list(self.estimator.estimate(bgr, faces))
-        except Exception:
-            out: list[Attributes | None] = []
-            for face in faces:
-                try:
-                    out.append(self.estimator.estimate(bgr, [face])[0])
-                except Exception as error:
-                    log.warning("attribute estimation failed for a face at %s: %s", face.box.to_list(), error)
-                    out.append(None)
-            return out
+        return estimate_each(self.estimator, bgr, faces)
 
     # -- anonymisation --------------------------------------------------------------------------
 

@@ -8,6 +8,6 @@ provisional backend and the teacher of ``emotion``).
 """
 
 from . import age_sex, emotion_model, fer_emotion, sface_dlib_probe, sface_probe  # noqa: F401  (registers the backends)
-from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, AveragedEstimator, CombinedEstimator
+from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, AveragedEstimator, CombinedEstimator, estimate_each
 
-__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator"]
+__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator", "estimate_each"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import numpy as np
 
 from ..registry import Registry
 from ..types import Attributes, Face
+
+log = logging.getLogger(__name__)
 
 
 class AttributeEstimator(Protocol):
@@ -51,6 +54,21 @@ class CombinedEstimator:
             for index, attributes in enumerate(estimator.estimate(image, faces)):
                 merged[index] = merged[index].merged(attributes)
         return merged
+
+
+def estimate_each(estimator: AttributeEstimator, image: np.ndarray, faces: list[Face]) -> list[Attributes | None]:
+    """Return ``estimator``'s attributes per face; a face whose estimate fails gets ``None`` (and a log line)."""
+    try:
+        return list(estimator.estimate(image, faces))
+    except Exception:
+        out: list[Attributes | None] = []
+        for face in faces:
+            try:
+                out.append(estimator.estimate(image, [face])[0])
+            except Exception as error:
+                log.warning("attribute estimation failed for a face at %s: %s", face.box.to_list(), error)
+                out.append(None)
+        return out
 
 
 def emotion_attributes(labels: tuple[str, ...], probabilities: np.ndarray) -> list[Attributes]:

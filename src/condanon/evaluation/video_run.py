@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,12 +44,8 @@ def evaluate_videos(
             if progress is not None:
                 progress(f"{video.name}: {spec.label}")
             target = out / "videos" / spec.label.replace(":", "_") / video.name
-            started = time.perf_counter()
             report = runner.run(video, target)
-            run_seconds = time.perf_counter() - started
-            boxes = target.with_name(target.stem + ".boxes.csv")
-            write_atomic(boxes, report.boxes_csv().encode())
-            write_atomic(target.with_name(target.stem + ".tracks.json"), json.dumps(report.to_dict(), indent=2).encode())
+            boxes = report.write_beside(target)
             metrics = evaluate_video(video, target, boxes, every=every)
             tracks = report.to_dict()["tracks"]
             rows.append({
@@ -59,7 +54,7 @@ def evaluate_videos(
                 "frames": report.frames_written,
                 "input_frames": report.input.get("frames"),
                 "audio": report.audio,
-                "fps": round(report.frames_read / run_seconds, 2) if run_seconds > 0 else None,
+                "fps": round(report.fps, 2),
                 "tracks": len(tracks),
                 "fallback_tracks": sum(t["verdict"] == "fallback" for t in tracks),
                 "metrics": metrics.to_dict(),

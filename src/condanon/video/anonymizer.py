@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from ..detection.base import overlap
 from ..errors import VideoError
 from ..identity import embed_original, is_match, similarity
@@ -127,8 +128,6 @@ class VideoAnonymizer:
         if attributes is None:
             self.estimator = self.anonymizer.estimator
         else:
-            from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
-
             self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
         self.attacker_checks = attacker_checks
         self.frame_landmarks = frame_landmarks
@@ -141,14 +140,7 @@ class VideoAnonymizer:
 
     def read(self, image: np.ndarray, faces: list[Face]) -> list[Any]:
         """Return the video estimators' attributes per face (``None`` for a face whose estimate failed)."""
-        out = []
-        for face in faces:
-            try:
-                out.append(self.estimator.estimate(image, [face])[0])
-            except Exception as error:
-                log.warning("attribute estimation failed for a face at %s: %s", face.box.to_list(), error)
-                out.append(None)
-        return out
+        return estimate_each(self.estimator, image, faces)
 
     @property
     def method(self) -> str:
@@ -281,8 +273,6 @@ class _RunState:
         self.last_reading: dict[int, int] = {}
         self.last_check: dict[int, int] = {}
         self.blackout: set[int] = set()
-        self.crowded: set[int] = set()
-        """Tracks that get the fallback on the frame being finished: overlapped by a stronger face."""
         self.smoothed: dict[int, tuple[int, np.ndarray]] = {}
         """Per track: the last frame rendered and its smoothed landmarks, in box units about the box centre."""
         self.need_landmarks = self.a.synthesizer is not None
@@ -330,19 +320,19 @@ class _RunState:
             self.last_reading[face.track_id] = frame.index
             if attributes is not None:
                 self.report.track(face.track_id, self.a.method).readings.append(attributes)
+        crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         if self.a.synthesizer is not None:
-            crowded = _overlapped(faces)
             for face in faces:
                 if face.track_id not in self.candidates and face.track_id not in self.failed and id(face) not in crowded:
                     self._choose(image, face, frame.index)
         if self.a.verify:
-            self._check(image, faces, frame.index)
+            self._check(image, [f for f in faces if id(f) not in crowded], frame.index)
         self.tracks.forget(frame.index - len(self.buffer))
 
     def _choose(self, image: np.ndarray, face: Face, index: int) -> None:
         """Pick the track's synthetic identity with the verification loop, on this keyframe."""
         track = self.report.track(face.track_id, self.a.method)
-        if self._small(face):
+        if face.box.height < MIN_SYNTHETIC_HEIGHT:
             self._fail(face.track_id, f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small for a synthetic face")
             return
         if face.landmarks68 is None:
@@ -378,22 +368,22 @@ class _RunState:
         if frame.index in self.blackout:
             output[:] = 0  # detection failed on this keyframe: nothing of it may leak
         crowded = _overlapped([p.face for p in placements]) if self.a.synthesizer is not None else set()
-        self.crowded = {p.track for p in placements if id(p.face) in crowded}
-        for placement in placements:
-            self._apply(original, output, placement, frame.index)
-        for placement in placements:
+        methods = [self._apply(original, output, p, frame.index, id(p.face) in crowded) for p in placements]
+        for placement, method in zip(placements, methods):
             track = self.report.track(placement.track, self.a.method)
             x1, y1, x2, y2 = (round(v, 1) for v in placement.face.box.to_list())
-            method = self.a.method if self._renders(placement, frame.index) else self.a.fallback.name
             verdict = "anonymized" if method == self.a.method else "fallback"
             self.report.boxes.append((frame.index, round(frame.time, 4), placement.track, x1, y1, x2, y2, placement.source, method, verdict))
             track.seen(frame.index, placement.source)
         frame.image = output
         return frame, output
 
-    def _renders(self, placement: Placement, index: int | None = None) -> bool:
-        """Return whether the track's own method (not the fallback) covers it on this placement (on frame ``index``)."""
-        if placement.track in self.failed or (index is not None and placement.track in self.crowded):
+    def _renders(self, placement: Placement, crowded: bool = False) -> bool:
+        """Return whether the track's own method (not the fallback) covers it on this placement.
+
+        ``crowded``: the face is overlapped by a stronger one on this frame (it gets the fallback).
+        """
+        if placement.track in self.failed or crowded:
             return False
         if self.a.synthesizer is None:
             return True
@@ -403,21 +393,18 @@ class _RunState:
             and placement.face.landmarks68 is not None
         )
 
-    def _small(self, face: Face) -> bool:
-        return face.box.height < MIN_SYNTHETIC_HEIGHT
-
-    def _apply(self, original: np.ndarray, output: np.ndarray, placement: Placement, index: int) -> None:
-        """Anonymise one placed track in ``output``: its method, or the fallback (when it must, or on any error)."""
-        track = self.report.track(placement.track, self.a.method)
+    def _apply(self, original: np.ndarray, output: np.ndarray, placement: Placement, index: int, crowded: bool) -> str:
+        """Anonymise one placed track in ``output``: its method, or the fallback (when it must, or on any error); return which."""
         try:
-            if self._renders(placement, index):
+            if self._renders(placement, crowded):
                 points = self._landmarks(original, placement, index) if self.a.synthesizer is not None else None
                 self._render(output, placement, points)
-                return
+                return self.a.method
         except Exception as error:
             log.debug("frame %d track %d: %s failed: %s", index, placement.track, self.a.method, error)
         self.a.fallback.apply(output, placement.face.box)
-        track.fallback_frames += 1
+        self.report.track(placement.track, self.a.method).fallback_frames += 1
+        return self.a.fallback.name
 
     def _render(self, output: np.ndarray, placement: Placement, points: np.ndarray | None) -> None:
         """Draw the track's method at ``placement`` into ``output`` (the synthetic face at ``points``)."""
@@ -460,19 +447,17 @@ class _RunState:
         return shape * size + centre
 
     def _check(self, image: np.ndarray, faces: list[Face], index: int) -> None:
-        """Check the tracks due for it on this keyframe, before any of their frames around it is written.
+        """Check the tracks of ``faces`` due for it on this keyframe, before any of their frames around it is written.
 
         Each due track's method is drawn on a copy of the keyframe and compared with the original: a
         track the in-loop embedder (or, on its first check with ``attacker_checks``, the held-out one)
         still matches within ``margin`` falls back for the whole video from here, including the
         buffered frames before this keyframe (its first check comes before its first frame is written).
         """
-        crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         due = [
             Placement(f.track_id, f, "detected")
             for f in faces
             if f.track_id not in self.failed
-            and id(f) not in crowded
             and index - self.last_check.get(f.track_id, -(10**9)) >= self.owner.recheck_every
             and self._renders(Placement(f.track_id, f, "detected"))
         ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..imageio import write_atomic
 from ..types import EMOTIONS, Attributes, IdentityCheck
 
 BOX_COLUMNS = ("frame", "time", "track", "x1", "y1", "x2", "y2", "source", "method", "verdict")
@@ -156,6 +159,14 @@ class VideoReport:
             "settings": self.settings,
             "tracks": [t.to_dict() for t in sorted(self.tracks.values(), key=lambda t: (t.first_frame or 0, t.track))],
         }
+
+    def write_beside(self, video: str | Path) -> Path:
+        """Write ``<stem>.tracks.json`` (this report) and ``<stem>.boxes.csv`` beside ``video``, atomically; return the CSV's path."""
+        video = Path(video)
+        write_atomic(video.with_name(video.stem + ".tracks.json"), json.dumps(self.to_dict(), indent=2).encode())
+        boxes = video.with_name(video.stem + ".boxes.csv")
+        write_atomic(boxes, self.boxes_csv().encode())
+        return boxes
 
     def boxes_csv(self) -> str:
         """Return the per-frame boxes as CSV text (columns `BOX_COLUMNS`)."""

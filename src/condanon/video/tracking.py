@@ -43,11 +43,6 @@ class Track:
     observations: dict[int, Face] = field(default_factory=dict)
 
     @property
-    def first(self) -> int:
-        """Return the frame of the first observation."""
-        return min(self.observations)
-
-    @property
     def last(self) -> int:
         """Return the frame of the last observation."""
         return max(self.observations)
