@@ -37,7 +37,7 @@ from ..errors import VideoError
 from ..identity import embed_original, is_match, similarity
 from ..pipeline import Anonymizer
 from ..synthesis.compose import Candidate, compose, triangles_for
-from ..synthesis.synthesizer import _paste
+from ..synthesis.checked import paste
 from ..types import Face, IdentityCheck
 from .io import EncodeOptions, VideoFrame, VideoReader, VideoWriter
 from .report import VideoReport, aggregate
@@ -415,7 +415,7 @@ class _RunState:
         s = self.a.synthesizer
         rng = np.random.default_rng([self.a.seed, _track_key(placement.track), 1])
         patch, bounds = compose(output, points, self.candidates[placement.track], triangles_for(s.bank.reference), s.shape_mix, rng, s.feature_mix)
-        _paste(output, patch, bounds, (0, 0))
+        paste(output, patch, bounds, (0, 0))
 
     def _landmarks(self, original: np.ndarray, placement: Placement, index: int) -> np.ndarray:
         """Return the 68 landmarks to render the track on this frame: this frame's own, smoothed over time.
