@@ -56,6 +56,11 @@ class Check:
         """Return whether the candidate passed the privacy checks (identity, and detection when asked)."""
         return self.identity_ok and self.detected is not False
 
+    @property
+    def score(self) -> tuple[int, int, float]:
+        """Return the candidate's rank (lower is better): safe first, then fewer failed checks, then less similar."""
+        return (int(not self.safe), len(self.failures), self.similarity)
+
 
 @dataclass
 class Synthesis:
@@ -155,6 +160,23 @@ class CheckedSynthesizer:
         and the returned `Synthesis` carries the reason (the caller falls back).
         """
         raise NotImplementedError
+
+    def settle(self, output: np.ndarray, outcome: Synthesis, patch: np.ndarray, bounds: tuple[int, int, int, int]) -> Synthesis:
+        """Conclude a face none of whose candidates passed every check, given the best-ranked one.
+
+        Without ``strict``, a candidate that passed the privacy checks is kept (pasted into ``output``)
+        with its attribute drift reported; otherwise the face is left to the caller's fallback.
+        """
+        outcome.attempts = self.candidates
+        assert outcome.check is not None
+        if not self.strict and outcome.check.safe:  # privacy holds; the attributes drifted: keep the closest
+            outcome.passed = True
+            outcome.drift = list(outcome.check.failures)
+            paste(output, patch, bounds, (0, 0))
+            return outcome
+        outcome.passed = False
+        outcome.reason = f"no candidate passed in {self.candidates}; closest: " + "; ".join(outcome.check.failures)
+        return outcome
 
     @property
     def estimator(self) -> CombinedEstimator:

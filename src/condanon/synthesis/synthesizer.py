@@ -112,7 +112,7 @@ class Synthesizer(CheckedSynthesizer):
                 check=check,
                 candidate=candidate,
             )
-            score = (int(not check.safe), len(check.failures), check.similarity)
+            score = check.score
             if best is None or score < best[0]:
                 best = (score, outcome, patch, bounds)
             if check.passed:
@@ -120,18 +120,7 @@ class Synthesizer(CheckedSynthesizer):
                 return outcome
             steer.update(check, float(np.mean([bank.apparent_age[i] for i in pair])))
         assert best is not None
-        _, outcome, patch, bounds = best
-        outcome.attempts = self.candidates
-        assert outcome.check is not None
-        if not self.strict and outcome.check.safe:  # privacy holds; the attributes drifted: keep the closest
-            outcome.passed = True
-            outcome.drift = list(outcome.check.failures)
-            paste(output, patch, bounds, (0, 0))
-            return outcome
-        outcome.passed = False
-        outcome.reason = f"no candidate passed in {self.candidates}; closest: " + "; ".join(outcome.check.failures)
-        return outcome
-
+        return self.settle(output, best[1], best[2], best[3])
 
 
 class Steering:
