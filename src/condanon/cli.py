@@ -21,6 +21,9 @@ from .errors import CondanonError
 from .imageio import IMAGE_SUFFIXES, list_images, metadata_of, write_atomic, write_image
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
+METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
+"""`pipeline.METHODS` in the order the help lists them (the pipeline is imported only when a command runs)."""
+
 log = logging.getLogger("condanon.cli")
 
 
@@ -53,6 +56,8 @@ def _anonymizer(args: argparse.Namespace) -> Any:
         fallback=args.fallback,
         score_threshold=args.threshold,
         candidates=args.candidates,
+        dp2_weights=args.dp2_weights,
+        truncation=args.truncation,
     )
 
 
@@ -119,7 +124,7 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 def _settings_digest(args: argparse.Namespace) -> str:
     keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
-            "candidates", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+            "candidates", "dp2_weights", "truncation", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
     return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -384,9 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="image and video files, folders (walked recursively), or one stream (rtsp://..., http://..., camera:0)")
     anon.add_argument("-o", "--output", required=True,
                       help="output folder (a resumable job), or file for one input; 'none' for a stream: reports only")
-    anon.add_argument("--method", default="synthetic", choices=["synthetic", "pixelate", "blur", "mask"],
-                      help="synthetic: a new face with the same age, sex, expression and pose (default)")
-    anon.add_argument("--candidates", type=int, default=6, help="synthetic candidates tried per face before the fallback")
+    anon.add_argument("--method", default="synthetic", choices=METHOD_CHOICES,
+                      help="synthetic: a new face with the same age, sex, expression and pose (default); "
+                           "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md)")
+    anon.add_argument("--candidates", type=int,
+                      help="synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)")
+    anon.add_argument("--dp2-weights", default="fdf256",
+                      help="dp2 checkpoint: fdf256, fdf128 (in $TORCH_HOME/hub/checkpoints) or a file")
+    anon.add_argument("--truncation", type=float, default=0.5,
+                      help="dp2: truncation of the candidates after the first (0: DP2's average latent, 1: none)")
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
     anon.add_argument("--detector", default="yunet+hog", help="detector backend (yunet, yunet+hog, yunet+haar, ...)")
@@ -438,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     she = sub.add_parser("sheet", help="contact sheets for review: each original beside its anonymised image")
     she.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
     she.add_argument("--out", required=True, help="folder for the sheets (<stem>.jpg) and index.md")
-    she.add_argument("--method", default="synthetic", choices=["synthetic", "pixelate", "blur", "mask"])
+    she.add_argument("--method", default="synthetic", choices=METHOD_CHOICES)
     she.add_argument("--seed", type=int, default=0)
     she.add_argument("--max-side", type=int, default=1600, help="longer side of each sheet at most (px)")
     she.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

@@ -26,11 +26,14 @@ from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
 from .synthesis import Synthesizer
+from .synthesis.checked import CheckedSynthesizer
 from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
 
 log = logging.getLogger(__name__)
 
-METHODS = ("synthetic", "blur", "pixelate", "mask")
+METHODS = ("synthetic", "dp2", "blur", "pixelate", "mask")
+DEFAULT_CANDIDATES = {"synthetic": 6, "dp2": 4}
+"""Candidates per face: a DP2 candidate costs a generator pass (about 1 s on 2 cores), a prototype one ~0.1 s."""
 ATTRIBUTE_NAMES = ("age", "sex", "emotion")
 
 
@@ -52,8 +55,9 @@ class Anonymizer:
     """Finds every face, estimates its attributes, anonymises it, checks the output, reports.
 
     Args:
-        method: ``"synthetic"`` (a new face that keeps age, sex, expression and pose), ``"pixelate"``,
-            ``"blur"`` or ``"mask"``.
+        method: ``"synthetic"`` (a new face that keeps age, sex, expression and pose), ``"dp2"``
+            (DeepPrivacy2's generator inpaints the face; needs ``condanon[dp2]`` and a checkpoint, docs/dp2.md),
+            ``"pixelate"``, ``"blur"`` or ``"mask"``.
         preserve: attributes the method should keep; reported before and after for every face. The
             synthetic method checks them on every candidate and falls back when none keeps them.
         seed: makes every random choice reproducible (the same image and seed give the same output).
@@ -66,7 +70,7 @@ class Anonymizer:
         shape, mask_scale: region of the conventional methods (``"ellipse"`` or ``"box"``, scale of the box).
         strength: blur kernel as a fraction of the face size; blocks: mosaic cells across the face.
         score_threshold: YuNet's detection threshold (default 0.6; lower finds more faces and more false ones).
-        candidates: the synthetic method's budget of candidates per face.
+        candidates: the synthetic and dp2 methods' budget of candidates per face (default 6 and 4).
         margin: a synthetic candidate passes identity when the in-loop similarity is below the
             embedder's threshold minus this margin.
         shape_mix: how far the synthetic face's outline and nose move to the prototype's (0 to 1).
@@ -76,6 +80,10 @@ class Anonymizer:
             the mask. Off (default), the candidate that passed identity and detection with the fewest
             attribute misses is kept and its report lists the drift: a mask would change every attribute
             (docs/synthesis.md). Identity is never relaxed: no candidate passing it means the fallback.
+        dp2_weights: the dp2 method's checkpoint: ``"fdf256"``, ``"fdf128"`` (official, md5-checked in
+            ``$TORCH_HOME/hub/checkpoints``) or a file path.
+        truncation: the dp2 method's truncation for candidates after the first (the first is DP2's own
+            default, the average latent ``w_avg``).
     """
 
     def __init__(
@@ -94,11 +102,13 @@ class Anonymizer:
         strength: float = 0.5,
         blocks: int = 8,
         score_threshold: float | None = None,
-        candidates: int = 6,
+        candidates: int | None = None,
         margin: float = 0.05,
         shape_mix: float = 1.0,
         feature_mix: float = 1.0,
         strict: bool = False,
+        dp2_weights: str = "fdf256",
+        truncation: float = 0.5,
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -126,8 +136,23 @@ class Anonymizer:
             region: dict[str, Any] = {"shape": shape, "scale": mask_scale}
             options = {"blur": {"strength": strength}, "pixelate": {"blocks": blocks}, "mask": {}}
             self.obscurer: Obscurer | None = None
-            self.synthesizer: Synthesizer | None = None
-            if method == "synthetic":
+            self.synthesizer: CheckedSynthesizer | None = None
+            candidates = DEFAULT_CANDIDATES.get(method, 1) if candidates is None else candidates
+            if method == "dp2":
+                from .dp2.synthesizer import DP2Synthesizer  # needs torch: imported only for this method
+
+                self.synthesizer = DP2Synthesizer(
+                    self.embedder,
+                    weights=dp2_weights,
+                    preserve=self.preserve,
+                    candidates=candidates,
+                    truncation=truncation,
+                    margin=margin,
+                    detect=DETECTORS.create("yunet"),
+                    final=self.estimator,
+                    strict=strict,
+                )
+            elif method == "synthetic":
                 self.synthesizer = Synthesizer(
                     self.embedder,
                     preserve=self.preserve,

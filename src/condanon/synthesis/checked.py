@@ -81,16 +81,16 @@ class Synthesis:
     """For generator backends: how the kept candidate's latent was drawn (seed, truncation, centre)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready summary for the face's report."""
-        return {
-            "passed": self.passed,
-            "attempts": self.attempts,
+        """Return a JSON-ready summary for the face's report (the prototypes, or the generator's latent)."""
+        source: dict[str, Any] = {"latent": dict(self.latent)} if self.latent else {
             "prototypes": list(self.prototypes),
             "weights": [round(w, 3) for w in self.weights],
             "k": list(self.k),
+        }
+        return {"passed": self.passed, "attempts": self.attempts} | source | {
             "in_loop_similarity": None if self.check is None else round(self.check.similarity, 4),
             "drift": list(self.drift),
-        } | ({"latent": dict(self.latent)} if self.latent else {})
+        }
 
 
 @dataclass

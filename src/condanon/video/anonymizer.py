@@ -109,6 +109,11 @@ class VideoAnonymizer:
         if detect_every < 1:
             raise VideoError("detect_every must be at least 1")
         self.anonymizer = anonymizer or Anonymizer()
+        if self.anonymizer.method == "dp2":
+            raise VideoError(
+                "the dp2 method is for photos (about a second per candidate face on a CPU, and no per-frame "
+                "re-rendering of a track's identity yet): use --method synthetic, blur, pixelate or mask for videos"
+            )
         if detector is not None:
             from ..detection import DETECTORS
 

@@ -1,0 +1,225 @@
+"""The ``dp2`` method: DeepPrivacy2's generator inpaints each face, conditioned by condanon's checks.
+
+For each face:
+1. the detection box is grown by the feather width, then expanded, cropped and resized by DP2's own
+   conventions (`condanon.dp2.crops`); the grown box is the region the generator fills;
+2. candidates are latents drawn from the seeded generator: the first is DP2's default (truncation 0,
+   i.e. ``w_avg``), the others use ``truncation`` toward a random z, or toward one of the checkpoint's
+   k-means centres when it has them (multi-modal truncation); they are generated in batches;
+3. each candidate is resized back and pasted with a feathered edge (DP2 hard-copies the box, which shows
+   seams): fully generated over the detection box, fading to the surrounding pixels over the band;
+4. each is checked on the final pixels like every synthesis backend (`CheckedSynthesizer`): identity
+   below the in-loop threshold minus a margin, attributes read the same, still a face. The best passing
+   candidate of the first batch with one is kept; if none passes, the closest safe one (or the fallback).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ModelError
+from ..identity import Embedder
+from ..synthesis.bank import IN_LOOP_ESTIMATORS
+from ..synthesis.checked import CheckedSynthesizer, Synthesis
+from ..types import Box, Face
+from ..weights import model_path
+from .checkpoint import load_generator
+from .crops import crop, expand_box, generation_mask, latent_from_seed, to_generator_input
+from .generator import CONFIGS, FaceGenerator, GeneratorConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Latent:
+    """How one candidate's latent is drawn: DP2's seed convention, the truncation, the centre if any."""
+
+    z_idx: int
+    truncation: float
+    center: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready record (enough to redraw the candidate)."""
+        return {"z_idx": self.z_idx, "truncation": self.truncation} | ({} if self.center is None else {"center": self.center})
+
+
+class DP2Synthesizer(CheckedSynthesizer):
+    """Replaces faces with DeepPrivacy2's inpainting, sampled and checked by condanon's loop.
+
+    Args (besides `CheckedSynthesizer`'s):
+        weights: ``"fdf256"`` or ``"fdf128"`` (the official checkpoints, md5-checked in torch hub's
+            folder) or the path of a checkpoint file. Checked when the synthesizer is made; loaded on first use.
+        config: the generator configuration of a checkpoint file that does not say it.
+        truncation: how far candidates after the first move from the average latent toward a random one (0 to 1).
+        batch: candidates generated per forward pass.
+        feather: width of the blended band around the detection box, as a fraction of the box's longer side.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        weights: str | Path = "fdf256",
+        preserve: tuple[str, ...] = ("age", "sex", "emotion"),
+        candidates: int = 4,
+        batch: int = 4,
+        truncation: float = 0.5,
+        feather: float = 0.08,
+        margin: float = 0.05,
+        age_tolerance: float = 10.0,
+        detect: Any | None = None,
+        estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
+        final: Any | None = None,
+        strict: bool = False,
+        config: GeneratorConfig | None = None,
+    ) -> None:
+        super().__init__(embedder, preserve, candidates, margin, age_tolerance, detect, estimators, final, strict)
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        if not 0.0 <= truncation <= 1.0:
+            raise ValueError(f"truncation must be between 0 and 1, not {truncation}")
+        if not 0.0 <= feather <= 0.5:
+            raise ValueError(f"feather must be between 0 and 0.5, not {feather}")
+        self.weights = weights
+        self.config = config
+        self.batch = batch
+        self.truncation = truncation
+        self.feather = feather
+        if str(weights) in CONFIGS:
+            model_path(f"dp2-{weights}")  # fail now, with where to get the file, not on the first face
+        elif not Path(weights).expanduser().is_file():
+            raise ModelError(f"DeepPrivacy2 checkpoint {weights} does not exist (give 'fdf256', 'fdf128' or a checkpoint file)")
+
+    @property
+    def generator(self) -> FaceGenerator:
+        """Return the generator (loaded once per process, on first use)."""
+        return load_generator(self.weights, self.config)
+
+    @property
+    def name(self) -> str:
+        """Return the generator's name for reports (``dp2-fdf256`` or the checkpoint's file name)."""
+        return f"dp2-{self.weights}" if str(self.weights) in CONFIGS else Path(self.weights).name
+
+    def synthesize(self, original: np.ndarray, output: np.ndarray, face: Face, rng: np.random.Generator) -> Synthesis:
+        """Replace ``face`` in ``output`` (in place) by the best passing candidate; say what happened."""
+        generator = self.generator
+        goal = self.goal(original, face)
+        region = self.region(face.box, output.shape[:2], generator.config.resolution)
+        condition, mask = region.inputs(output)
+        best: tuple[tuple[int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
+        attempt = 0
+        while attempt < self.candidates:
+            latents = [self.latent(attempt + i, rng, generator) for i in range(min(self.batch, self.candidates - attempt))]
+            for latent, image in zip(latents, self.generate(generator, condition, mask, latents, region)):
+                attempt += 1
+                patch = region.blend(output, image)
+                check = self.check_patch(output, patch, region.bounds, goal, face.attributes)
+                outcome = Synthesis(passed=check.passed, attempts=attempt, check=check, latent=latent.to_dict() | {"generator": self.name})
+                if best is None or check.score < best[0]:
+                    best = (check.score, outcome, patch, region.bounds)
+            assert best is not None
+            if best[1].passed:
+                region.paste(output, best[2])
+                return best[1]
+        assert best is not None
+        return self.settle(output, best[1], best[2], best[3])
+
+    def region(self, box: Box, image_hw: tuple[int, int], size: int) -> FaceRegion:
+        """Return where ``box``'s face is generated and blended, by DP2's crop conventions."""
+        return FaceRegion.around(box, image_hw, size, self.feather)
+
+    def latent(self, index: int, rng: np.random.Generator, generator: FaceGenerator) -> Latent:
+        """Return candidate ``index``'s latent: DP2's default (``w_avg``) first, then truncated random ones."""
+        z_idx = int(rng.integers(0, 2**32))
+        if index == 0:
+            return Latent(z_idx, 0.0)
+        centers = generator.style_net.centers()
+        center = None if centers is None else z_idx % int(centers.shape[0])  # DP2's rule for the centre
+        return Latent(z_idx, self.truncation, center)
+
+    @torch.inference_mode()
+    def generate(self, generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, latents: list[Latent], region: FaceRegion) -> np.ndarray:
+        """Return the candidates as BGR float images of the expanded box's size, values 0-255."""
+        channels = generator.config.z_channels
+        z = torch.from_numpy(np.concatenate([latent_from_seed(latent.z_idx, channels) for latent in latents]))
+        w = []
+        for latent, row in zip(latents, z):
+            if latent.center is not None:
+                w.append(generator.style_net.multi_modal(row[None], latent.truncation, torch.tensor([latent.center])))
+            else:
+                w.append(generator.truncated(row[None], latent.truncation))
+        n = len(latents)
+        cond = torch.from_numpy(condition).expand(n, -1, -1, -1)
+        known = torch.from_numpy(mask).expand(n, -1, -1, -1)
+        image = generator(cond, known, w=torch.cat(w))
+        image = ((image + 1) / 2).clamp(0, 1) * 255
+        height, width = region.expanded_hw
+        image = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+        return image.flip(1).permute(0, 2, 3, 1).numpy()  # RGB -> BGR, channels last
+
+
+@dataclass
+class FaceRegion:
+    """One face's generation geometry in frame coordinates.
+
+    ``expanded`` is DP2's crop box (it may stick out of the frame), ``grown`` the region the generator
+    fills (the detection box plus the feather band), ``bounds`` that region inside the frame, ``alpha``
+    the blend weight over ``bounds`` (1 on the detection box, fading to 0 across the band).
+    """
+
+    expanded: tuple[int, int, int, int]
+    grown: tuple[int, int, int, int]
+    bounds: tuple[int, int, int, int]
+    alpha: np.ndarray
+    size: int
+
+    @classmethod
+    def around(cls, box: Box, image_hw: tuple[int, int], size: int, feather: float) -> FaceRegion:
+        height, width = image_hw
+        band = max(1, round(feather * max(box.width, box.height))) if feather > 0 else 0
+        x1, y1, x2, y2 = (round(v) for v in (box.x1, box.y1, box.x2, box.y2))
+        grown = (x1 - band, y1 - band, x2 + band, y2 + band)
+        expanded = expand_box(grown, image_hw, fdf128_expand=size == 128)
+        bounds = (max(grown[0], 0), max(grown[1], 0), min(grown[2], width), min(grown[3], height))
+        if bounds[2] <= bounds[0] or bounds[3] <= bounds[1]:
+            raise ValueError("the face lies outside the image")
+        inside = np.zeros((bounds[3] - bounds[1], bounds[2] - bounds[0]), np.uint8)
+        inside[max(y1 - bounds[1], 0) : max(y2 - bounds[1], 0), max(x1 - bounds[0], 0) : max(x2 - bounds[0], 0)] = 1
+        if band:
+            distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # 0 on the box, px outside it
+            ramp = np.clip(1.0 - distance / band, 0.0, 1.0)
+            alpha = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no visible edge at either end of the band
+        else:
+            alpha = inside.astype(np.float32)
+        return cls(expanded, grown, bounds, alpha.astype(np.float32)[..., None], size)
+
+    @property
+    def expanded_hw(self) -> tuple[int, int]:
+        x1, y1, x2, y2 = self.expanded
+        return y2 - y1, x2 - x1
+
+    def inputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the generator's ``condition`` ``[1, 3, S, S]`` and ``mask`` ``[1, 1, S, S]`` for a BGR ``image``."""
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        pixels = crop(rgb, self.expanded, self.size)
+        return to_generator_input(pixels, generation_mask(self.grown, self.expanded, self.size))
+
+    def blend(self, image: np.ndarray, generated: np.ndarray) -> np.ndarray:
+        """Return the uint8 patch over ``bounds``: ``generated`` (expanded-box frame) feathered into ``image``."""
+        x1, y1, x2, y2 = self.bounds
+        ex, ey = self.expanded[0], self.expanded[1]
+        new = generated[y1 - ey : y2 - ey, x1 - ex : x2 - ex]
+        old = image[y1:y2, x1:x2].astype(np.float32)
+        return np.clip(np.rint(self.alpha * new + (1 - self.alpha) * old), 0, 255).astype(np.uint8)
+
+    def paste(self, image: np.ndarray, patch: np.ndarray) -> None:
+        """Write a patch from `blend` into ``image`` (in place)."""
+        x1, y1, x2, y2 = self.bounds
+        image[y1:y2, x1:x2] = patch

@@ -1,0 +1,167 @@
+"""The ``dp2`` method end to end on real photos, with the golden tiny generators plugged in.
+
+The tiny generators have random weights, so their faces are coloured noise: these tests check the
+plumbing (crop, generate, feathered paste, the checks, the fallback, the reports, the CLI), not the
+quality, which needs the official checkpoint (docs/dp2.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_dir, under_ci
+
+if under_ci():
+    import torch
+else:
+    torch = pytest.importorskip("torch", reason="the dp2 backend needs PyTorch (pip install 'condanon[dp2]')")
+
+import condanon  # noqa: E402
+from condanon.cli import main  # noqa: E402
+from condanon.dp2.synthesizer import DP2Synthesizer, FaceRegion  # noqa: E402
+from condanon.errors import ModelError, VideoError  # noqa: E402
+from condanon.types import Box  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny(shared: Path) -> dict[str, Path]:
+    root = shared_dir() / "dp2"
+    files = {name: root / f"{name}.pt" for name in ("tiny256", "tiny128")}
+    if all(path.is_file() for path in files.values()):
+        return files
+    if under_ci():
+        pytest.fail(f"the golden generators are missing from {root} under CI", pytrace=False)
+    pytest.skip(f"the golden generators are not at {root}")
+
+
+@pytest.fixture(scope="module")
+def dp2_result(tiny, scenes, load):
+    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"]), seed=3)
+    image = load(scenes / "two_people.jpg")
+    return anonymizer, image, anonymizer.anonymize(image)
+
+
+def test_dp2_crops_generates_pastes_verifies_and_reports(dp2_result):
+    anonymizer, image, result = dp2_result
+    assert len(result.faces) == 2
+    generated = 0
+    for report in result.reports:
+        assert report.method in ("dp2", "mask")
+        synthesis = report.synthesis
+        assert synthesis is not None and 1 <= synthesis["attempts"] <= 4 == report.attempts
+        assert synthesis["latent"]["generator"] == "tiny256.pt" and "z_idx" in synthesis["latent"]
+        assert "prototypes" not in synthesis
+        in_loop, attacker = report.identity
+        assert in_loop.embedder == "sface" and attacker.embedder == "dlib"
+        assert in_loop.matched is False  # every face, generated or masked, is no longer recognised
+        assert report.attributes_before is not None and report.attributes_after is not None
+        if report.method == "dp2":
+            generated += 1
+            assert report.verdict == "anonymized" and synthesis["passed"]
+            assert in_loop.value < in_loop.threshold - anonymizer.synthesizer.margin
+        else:
+            assert report.verdict == "fallback" and report.reason.startswith("no candidate passed in 4")
+    assert generated >= 1
+    json.dumps(result.to_dict())  # the report is JSON-ready
+
+
+def test_dp2_changes_the_faces_and_nothing_outside_their_regions(dp2_result):
+    anonymizer, image, result = dp2_result
+    changed = np.any(result.image != image, axis=2)
+    allowed = np.zeros(changed.shape, bool)
+    for report in result.reports:
+        box = report.face.box
+        x1, y1, x2, y2 = box.to_int()
+        assert changed[y1:y2, x1:x2].mean() > 0.5, "the face was left as it was"
+        if report.method == "dp2":
+            bx1, by1, bx2, by2 = FaceRegion.around(box, image.shape[:2], 256, anonymizer.synthesizer.feather).bounds
+        else:  # the fallback's ellipse at 1.3x the box
+            bx1, by1, bx2, by2 = box.scaled(1.3).to_int()
+        allowed[max(by1, 0) : by2, max(bx1, 0) : bx2] = True
+    assert not changed[~allowed].any()
+
+
+def test_dp2_is_reproducible_with_its_seed(dp2_result, tiny):
+    _, image, result = dp2_result
+    again = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"]), seed=3).anonymize(image)
+    assert np.array_equal(again.image, result.image)
+    assert [r.synthesis["latent"] for r in again.reports] == [r.synthesis["latent"] for r in result.reports]
+
+
+def test_feathered_paste_is_the_generator_on_the_box_and_fades_across_the_band():
+    image = np.full((200, 300, 3), 50, np.uint8)
+    region = FaceRegion.around(Box(100, 50, 180, 150), image.shape[:2], 256, feather=0.1)
+    band = 10  # 0.1 of the box's longer side (100 px)
+    assert region.grown == (90, 40, 190, 160) and region.bounds == (90, 40, 190, 160)
+    height, width = region.expanded_hw
+    generated = np.full((height, width, 3), 250.0, np.float32)
+    patch = region.blend(image, generated)
+    ex, ey = 100 - 90, 50 - 40
+    assert (patch[ey : ey + 100, ex : ex + 80] == 250).all()  # the detection box: generator only
+    alpha = region.alpha[..., 0]
+    assert alpha[0, 0] == 0 and alpha[ey, 0] == 0 and alpha[ey + 50, ex - band // 2] == pytest.approx(0.5, abs=0.1)
+    row = patch[ey + 50, : ex + 1, 0].astype(int)
+    assert (np.diff(row) >= 0).all() and row[0] < 60 and row[-1] == 250  # a smooth ramp, no seam
+    hard = FaceRegion.around(Box(100, 50, 180, 150), image.shape[:2], 256, feather=0.0)
+    assert hard.bounds == (100, 50, 180, 150) and (hard.alpha == 1).all()
+
+
+def test_dp2_with_fdf128_conventions_runs(tiny, scenes, load):
+    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny128"]), candidates=2, seed=1)
+    assert isinstance(anonymizer.synthesizer, DP2Synthesizer)
+    assert anonymizer.synthesizer.generator.config.resolution == 128
+    image = load(scenes / "astronaut.jpg")
+    result = anonymizer.anonymize(image)
+    assert len(result.reports) == 1
+    report = result.reports[0]
+    assert report.attempts == (report.synthesis["attempts"]) and report.identity[0].matched is False
+    x1, y1, x2, y2 = report.face.box.to_int()
+    assert np.any(result.image[y1:y2, x1:x2] != image[y1:y2, x1:x2], axis=2).mean() > 0.5
+
+
+def test_dp2_without_the_checkpoint_is_one_clear_error(tmp_path, monkeypatch, scenes):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    from condanon import weights
+
+    monkeypatch.setattr(weights, "_verified", {})
+    with pytest.raises(ModelError, match="dp2-fdf256.*missing at .*hub/checkpoints/89660f04"):
+        condanon.Anonymizer(method="dp2")
+    with pytest.raises(ModelError, match="does not exist"):
+        condanon.Anonymizer(method="dp2", dp2_weights=str(tmp_path / "nothing.pt"))
+
+
+def test_cli_dp2_without_the_checkpoint_says_where_to_get_it(tmp_path, monkeypatch, capsys, scenes):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    from condanon import weights
+
+    monkeypatch.setattr(weights, "_verified", {})
+    out = tmp_path / "out"
+    assert main(["anonymize", str(scenes / "astronaut.jpg"), "-o", str(out / "a.jpg"), "--method", "dp2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "huggingface.co/spaces/haakohu/deep_privacy2_face" in err and "docs/dp2.md" in err
+    assert not (out / "a.jpg").exists()
+
+
+def test_cli_dp2_with_a_checkpoint_file(tmp_path, tiny, scenes):
+    out = tmp_path / "a.png"
+    report = tmp_path / "report.json"
+    assert main(["anonymize", str(scenes / "astronaut.jpg"), "-o", str(out), "--method", "dp2",
+                 "--dp2-weights", str(tiny["tiny256"]), "--candidates", "2", "--report", str(report)]) == 0
+    assert cv2.imread(str(out)) is not None
+    written = json.loads(report.read_text())
+    assert written["method"] == "dp2"
+    faces = written["results"][0]["faces"]
+    assert len(faces) == 1 and faces[0]["method"] in ("dp2", "mask") and faces[0]["synthesis"]["attempts"] <= 2
+
+
+def test_video_refuses_dp2(tiny):
+    from condanon.video import VideoAnonymizer
+
+    with pytest.raises(VideoError, match="dp2 method is for photos"):
+        VideoAnonymizer(condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"])))
