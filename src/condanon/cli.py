@@ -58,6 +58,7 @@ def _anonymizer(args: argparse.Namespace) -> Any:
         candidates=args.candidates,
         dp2_weights=args.dp2_weights,
         truncation=args.truncation,
+        dp2_steps=args.dp2_steps,
     )
 
 
@@ -124,7 +125,7 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 def _settings_digest(args: argparse.Namespace) -> str:
     keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
-            "candidates", "dp2_weights", "truncation", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+            "candidates", "dp2_weights", "truncation", "dp2_steps", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
     return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -398,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dp2 checkpoint: fdf256, fdf128 (in $TORCH_HOME/hub/checkpoints) or a file")
     anon.add_argument("--truncation", type=float, default=0.5,
                       help="dp2: truncation of the candidates after the first (0: DP2's average latent, 1: none)")
+    anon.add_argument("--dp2-steps", type=int, default=0,
+                      help="dp2: gradient steps on the best candidate's latent when none passed (~3 s each)")
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
     anon.add_argument("--detector", default="yunet+hog", help="detector backend (yunet, yunet+hog, yunet+haar, ...)")

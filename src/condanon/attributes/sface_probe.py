@@ -29,6 +29,11 @@ def _load() -> dict[str, Any]:
     return probe
 
 
+def load_probe() -> dict[str, Any]:
+    """Return the probe's arrays (float64) and metadata, loaded once per process."""
+    return load_once("sface-probe-v1", _load)
+
+
 def probe_heads(probe: dict[str, Any], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return per row of ``vectors``: P(male) from the MLP head, and the expected age and its spread from the band head."""
     z = (vectors - probe["mean"]) / probe["scale"]
@@ -64,7 +69,7 @@ class SFaceProbe:
         """Return age and sex attributes for each face."""
         if not faces:
             return []
-        male, ages, spreads = probe_heads(load_once("sface-probe-v1", _load), self.vectors(image, faces))
+        male, ages, spreads = probe_heads(load_probe(), self.vectors(image, faces))
         return [
             Attributes(
                 age=float(a),

@@ -10,7 +10,11 @@ For each face:
    seams): fully generated over the detection box, fading to the surrounding pixels over the band;
 4. each is checked on the final pixels like every synthesis backend (`CheckedSynthesizer`): identity
    below the in-loop threshold minus a margin, attributes read the same, still a face. The best passing
-   candidate of the first batch with one is kept; if none passes, the closest safe one (or the fallback).
+   candidate of the first batch with one is kept;
+5. with ``steps``, when no sampled candidate passed, the best one's ``w`` takes that many gradient steps
+   (Adam) on `Guide.loss` (differentiable SFace, its age/sex probes and the emotion model, on the
+   generator's crop), and the result is checked as one more candidate;
+6. if none passes, the closest safe one is kept (its drift reported), or the face gets the fallback.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import torch.nn.functional as F
 from ..errors import ModelError
 from ..identity import Embedder
 from ..synthesis.bank import IN_LOOP_ESTIMATORS
-from ..synthesis.checked import CheckedSynthesizer, Synthesis
+from ..synthesis.checked import CheckedSynthesizer, Goal, Synthesis
 from ..types import Box, Face
 from ..weights import model_path
 from .checkpoint import load_generator
 from .crops import crop, expand_box, generation_mask, latent_from_seed, to_generator_input
 from .generator import CONFIGS, FaceGenerator, GeneratorConfig
+from .guidance import Guide
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,11 @@ class DP2Synthesizer(CheckedSynthesizer):
             folder) or the path of a checkpoint file. Checked when the synthesizer is made; loaded on first use.
         config: the generator configuration of a checkpoint file that does not say it.
         truncation: how far candidates after the first move from the average latent toward a random one (0 to 1).
-        batch: candidates generated per forward pass.
+        batch: candidates generated per forward pass (1 is the fastest per face on a 2-core CPU: docs/dp2.md).
         feather: width of the blended band around the detection box, as a fraction of the box's longer side.
+        steps: gradient steps on the best candidate's ``w`` when no sampled candidate passed (0: none).
+            Each costs a generator forward and backward pass (about 3 s at 256 px on 2 cores).
+        step_size: Adam's learning rate for those steps.
     """
 
     def __init__(
@@ -69,7 +77,7 @@ class DP2Synthesizer(CheckedSynthesizer):
         weights: str | Path = "fdf256",
         preserve: tuple[str, ...] = ("age", "sex", "emotion"),
         candidates: int = 4,
-        batch: int = 4,
+        batch: int = 1,
         truncation: float = 0.5,
         feather: float = 0.08,
         margin: float = 0.05,
@@ -79,6 +87,8 @@ class DP2Synthesizer(CheckedSynthesizer):
         final: Any | None = None,
         strict: bool = False,
         config: GeneratorConfig | None = None,
+        steps: int = 0,
+        step_size: float = 0.05,
     ) -> None:
         super().__init__(embedder, preserve, candidates, margin, age_tolerance, detect, estimators, final, strict)
         if batch < 1:
@@ -92,6 +102,11 @@ class DP2Synthesizer(CheckedSynthesizer):
         self.batch = batch
         self.truncation = truncation
         self.feather = feather
+        if steps < 0:
+            raise ValueError("steps must be 0 or more")
+        self.steps = steps
+        self.step_size = step_size
+        self._guide: Guide | None = None
         if str(weights) in CONFIGS:
             model_path(f"dp2-{weights}")  # fail now, with where to get the file, not on the first face
         elif not Path(weights).expanduser().is_file():
@@ -129,7 +144,59 @@ class DP2Synthesizer(CheckedSynthesizer):
                 region.paste(output, best[2])
                 return best[1]
         assert best is not None
-        return self.settle(output, best[1], best[2], best[3])
+        if self.steps and face.landmarks5 is not None:
+            attempt += 1
+            outcome, patch = self.refine(generator, best[1], condition, mask, region, face, goal, output, attempt)
+            assert outcome.check is not None
+            if outcome.check.passed:
+                region.paste(output, patch)
+                return outcome
+            if outcome.check.score < best[0]:
+                best = (outcome.check.score, outcome, patch, region.bounds)
+        return self.settle(output, best[1], best[2], best[3], attempts=attempt)
+
+    def refine(
+        self,
+        generator: FaceGenerator,
+        start: Synthesis,
+        condition: np.ndarray,
+        mask: np.ndarray,
+        region: FaceRegion,
+        face: Face,
+        goal: Goal,
+        output: np.ndarray,
+        attempt: int,
+    ) -> tuple[Synthesis, np.ndarray]:
+        """Return candidate ``start`` after `steps` gradient steps on its ``w``, checked, and its patch."""
+        if self._guide is None:
+            self._guide = Guide()
+        size = generator.config.resolution
+        scale = size / (region.expanded[2] - region.expanded[0])
+        landmarks = (np.asarray(face.landmarks5, np.float64) - region.expanded[:2]) * scale
+        limit = self.embedder.threshold - self.margin
+        target = self._guide.target(landmarks, size, goal.reference, goal.target, limit)
+        latent = Latent(start.latent["z_idx"], start.latent["truncation"], start.latent.get("center"))
+        w = self.latent_w(generator, [latent]).detach().requires_grad_(True)
+        optimiser = torch.optim.Adam([w], lr=self.step_size)
+        cond, known = torch.from_numpy(condition), torch.from_numpy(mask)
+        losses: list[float] = []
+        best_w, best_loss = w.detach().clone(), float("inf")
+        for step in range(self.steps + 1):
+            loss, readings = self._guide.loss(generator(cond, known, w=w), target)
+            losses.append(float(loss.detach()))
+            if losses[-1] < best_loss:  # a step can overshoot: keep the best latent seen
+                best_w, best_loss = w.detach().clone(), losses[-1]
+            if step == self.steps:
+                break
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        image = self.render(generator, condition, mask, best_w, region)[0]
+        patch = region.blend(output, image)
+        check = self.check_patch(output, patch, region.bounds, goal, face.attributes)
+        record = start.latent | {"steps": self.steps, "loss": [round(losses[0], 4), round(best_loss, 4)]}
+        log.debug("dp2 steps: loss %s, kept %.3f (last readings %s)", [round(v, 3) for v in losses], best_loss, readings)
+        return Synthesis(passed=check.passed, attempts=attempt, check=check, latent=record), patch
 
     def region(self, box: Box, image_hw: tuple[int, int], size: int) -> FaceRegion:
         """Return where ``box``'s face is generated and blended, by DP2's crop conventions."""
@@ -144,21 +211,32 @@ class DP2Synthesizer(CheckedSynthesizer):
         center = None if centers is None else z_idx % int(centers.shape[0])  # DP2's rule for the centre
         return Latent(z_idx, self.truncation, center)
 
-    @torch.inference_mode()
-    def generate(self, generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, latents: list[Latent], region: FaceRegion) -> np.ndarray:
-        """Return the candidates as BGR float images of the expanded box's size, values 0-255."""
+    @staticmethod
+    def latent_w(generator: FaceGenerator, latents: list[Latent]) -> torch.Tensor:
+        """Return ``w`` ``[N, w_dim]`` for the latents (DP2's seed rule for z, then truncation)."""
         channels = generator.config.z_channels
         z = torch.from_numpy(np.concatenate([latent_from_seed(latent.z_idx, channels) for latent in latents]))
         w = []
-        for latent, row in zip(latents, z):
-            if latent.center is not None:
-                w.append(generator.style_net.multi_modal(row[None], latent.truncation, torch.tensor([latent.center])))
-            else:
-                w.append(generator.truncated(row[None], latent.truncation))
-        n = len(latents)
+        with torch.no_grad():
+            for latent, row in zip(latents, z):
+                if latent.center is not None:
+                    w.append(generator.style_net.multi_modal(row[None], latent.truncation, torch.tensor([latent.center])))
+                else:
+                    w.append(generator.truncated(row[None], latent.truncation))
+        return torch.cat(w)
+
+    def generate(self, generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, latents: list[Latent], region: FaceRegion) -> np.ndarray:
+        """Return the candidates as BGR float images of the expanded box's size, values 0-255."""
+        return self.render(generator, condition, mask, self.latent_w(generator, latents), region)
+
+    @staticmethod
+    @torch.inference_mode()
+    def render(generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, w: torch.Tensor, region: FaceRegion) -> np.ndarray:
+        """Return the generator's images for latents ``w`` as BGR float images of the expanded box's size (0-255)."""
+        n = w.shape[0]
         cond = torch.from_numpy(condition).expand(n, -1, -1, -1)
         known = torch.from_numpy(mask).expand(n, -1, -1, -1)
-        image = generator(cond, known, w=torch.cat(w))
+        image = generator(cond, known, w=w)
         image = ((image + 1) / 2).clamp(0, 1) * 255
         height, width = region.expanded_hw
         image = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False, antialias=True)

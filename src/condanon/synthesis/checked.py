@@ -161,13 +161,15 @@ class CheckedSynthesizer:
         """
         raise NotImplementedError
 
-    def settle(self, output: np.ndarray, outcome: Synthesis, patch: np.ndarray, bounds: tuple[int, int, int, int]) -> Synthesis:
+    def settle(
+        self, output: np.ndarray, outcome: Synthesis, patch: np.ndarray, bounds: tuple[int, int, int, int], attempts: int | None = None
+    ) -> Synthesis:
         """Conclude a face none of whose candidates passed every check, given the best-ranked one.
 
         Without ``strict``, a candidate that passed the privacy checks is kept (pasted into ``output``)
         with its attribute drift reported; otherwise the face is left to the caller's fallback.
         """
-        outcome.attempts = self.candidates
+        outcome.attempts = self.candidates if attempts is None else attempts
         assert outcome.check is not None
         if not self.strict and outcome.check.safe:  # privacy holds; the attributes drifted: keep the closest
             outcome.passed = True
@@ -175,7 +177,7 @@ class CheckedSynthesizer:
             paste(output, patch, bounds, (0, 0))
             return outcome
         outcome.passed = False
-        outcome.reason = f"no candidate passed in {self.candidates}; closest: " + "; ".join(outcome.check.failures)
+        outcome.reason = f"no candidate passed in {outcome.attempts}; closest: " + "; ".join(outcome.check.failures)
         return outcome
 
     @property
