@@ -220,3 +220,28 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelError, match="cannot read"):
         load_generator(tmp_path / "junk.pt")
+
+
+def test_training_objects_load_only_from_a_verified_official_file(dp2_dir, tmp_path, monkeypatch):
+    import dataclasses
+    import hashlib
+    import sys
+
+    from condanon import weights
+
+    (tmp_path / "trainer_state.py").write_text("class EasyDict(dict):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import trainer_state
+
+    data = torch.load(dp2_dir / "tiny128.pt", weights_only=True)
+    path = tmp_path / "66d803c0-official-name"
+    torch.save({"EMA_generator": data["state_dict"], "train_state": trainer_state.EasyDict(step=7)}, path)
+    monkeypatch.delitem(sys.modules, "trainer_state")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    config = GeneratorConfig.from_reference(data["config"])
+    with pytest.raises(ModelError, match="not a verified official checkpoint"):
+        load_generator(path, config=config)
+    official = dataclasses.replace(weights.MODELS["dp2-fdf128"], filename=path.name, md5=hashlib.md5(path.read_bytes()).hexdigest())
+    monkeypatch.setitem(weights.MODELS, "dp2-fdf128", official)
+    generator = load_generator(path, config=config)  # the trainer's object is replaced by an inert stand-in
+    assert torch.equal(generator.style_net.w_avg, data["state_dict"]["style_net.w_avg"])
