@@ -165,3 +165,23 @@ def test_video_refuses_dp2(tiny):
 
     with pytest.raises(VideoError, match="dp2 method is for photos"):
         VideoAnonymizer(condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"])))
+
+
+def test_the_default_install_needs_no_torch_and_dp2_says_how_to_get_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import condanon\n"
+        "condanon.Anonymizer(method='blur')\n"
+        "assert 'torch' not in sys.modules, 'a default Anonymizer imported torch'\n"
+        "sys.modules['torch'] = None  # as if torch were not installed\n"
+        "try:\n"
+        "    condanon.Anonymizer(method='dp2')\n"
+        "except condanon.errors.ModelError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "the dp2 method needs PyTorch: pip install 'condanon[dp2]' (torch==2.13.0 takes the CPU build)"

@@ -140,34 +140,21 @@ class Anonymizer:
             options = {"blur": {"strength": strength}, "pixelate": {"blocks": blocks}, "mask": {}}
             self.obscurer: Obscurer | None = None
             self.synthesizer: CheckedSynthesizer | None = None
-            candidates = DEFAULT_CANDIDATES.get(method, 1) if candidates is None else candidates
+            if method in DEFAULT_CANDIDATES:  # the checks every synthesis backend shares
+                checks: dict[str, Any] = {
+                    "preserve": self.preserve,
+                    "candidates": DEFAULT_CANDIDATES[method] if candidates is None else candidates,
+                    "margin": margin,
+                    "detect": DETECTORS.create("yunet"),
+                    "final": self.estimator,
+                    "strict": strict,
+                }
             if method == "dp2":
                 from .dp2.synthesizer import DP2Synthesizer  # needs torch: imported only for this method
 
-                self.synthesizer = DP2Synthesizer(
-                    self.embedder,
-                    weights=dp2_weights,
-                    preserve=self.preserve,
-                    candidates=candidates,
-                    truncation=truncation,
-                    steps=dp2_steps,
-                    margin=margin,
-                    detect=DETECTORS.create("yunet"),
-                    final=self.estimator,
-                    strict=strict,
-                )
+                self.synthesizer = DP2Synthesizer(self.embedder, weights=dp2_weights, truncation=truncation, steps=dp2_steps, **checks)
             elif method == "synthetic":
-                self.synthesizer = Synthesizer(
-                    self.embedder,
-                    preserve=self.preserve,
-                    candidates=candidates,
-                    margin=margin,
-                    shape_mix=shape_mix,
-                    feature_mix=feature_mix,
-                    detect=DETECTORS.create("yunet"),
-                    final=self.estimator,
-                    strict=strict,
-                )
+                self.synthesizer = Synthesizer(self.embedder, shape_mix=shape_mix, feature_mix=feature_mix, **checks)
             else:
                 self.obscurer = OBSCURERS.create(method, **region, **options[method])
             self.fallback: Obscurer = OBSCURERS.create(fallback, **region, **options.get(fallback, {}))
