@@ -185,3 +185,17 @@ def test_the_default_install_needs_no_torch_and_dp2_says_how_to_get_it():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "the dp2 method needs PyTorch: pip install 'condanon[dp2]' (torch==2.13.0 takes the CPU build)"
+
+
+def test_dp2_handles_a_face_cut_by_the_image_border(tiny, scenes, load):
+    image = load(scenes / "astronaut.jpg")
+    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"]), candidates=2)
+    box = anonymizer.find_faces(image)[0].box
+    cut = np.ascontiguousarray(image[int(box.y1) + 15 :, int(box.x1) + 10 :])  # the face runs off the top-left corner
+    result = anonymizer.anonymize(cut)
+    assert len(result.reports) == 1
+    report = result.reports[0]
+    assert not (report.reason or "").startswith("dp2 failed"), report.reason  # the crop padded black, no error
+    assert 1 <= report.synthesis["attempts"] <= 2 and report.identity[0].matched is False
+    x1, y1, x2, y2 = report.face.box.to_int()
+    assert np.any(result.image[max(y1, 0) : y2, max(x1, 0) : x2] != cut[max(y1, 0) : y2, max(x1, 0) : x2], axis=2).mean() > 0.5
