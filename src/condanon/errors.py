@@ -21,3 +21,13 @@ class ModelError(CondanonError, RuntimeError):
 
 class VideoError(CondanonError, ValueError):
     """A video or stream cannot be opened, decoded or written."""
+
+
+def one_line(error: BaseException, whole: bool = False) -> str:
+    """Return an exception's message as one line: its first line, or with ``whole`` every line joined.
+
+    An empty message gives the exception's type name.
+    """
+    text = str(error).strip()
+    line = " ".join(text.split()) if whole else (text.splitlines()[0] if text else "")
+    return line or type(error).__name__

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, one_line
 from .types import Channels
 
 MIN_SIDE = 8
@@ -113,11 +113,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unknown or unsupported format)") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{name}: unreadable or truncated image ({_one_line(error)})") from None
-
-
-def _one_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ImageError(f"{name}: unreadable or truncated image ({one_line(error)})") from None
 
 
 def metadata_of(path: str | os.PathLike[str]) -> dict[str, Any]:

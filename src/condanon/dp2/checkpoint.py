@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from ..weights import MODELS, load_once, model_path
 from .generator import CONFIGS, FaceGenerator, GeneratorConfig, resample_filter_ok, state_dict_layout
 
@@ -75,11 +75,11 @@ def read_checkpoint(path: Path, trusted: bool = False) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not trusted:
-            raise ModelError(f"{path} holds more than tensors and is not a verified official checkpoint: {_first_line(error)}") from None
+            raise ModelError(f"{path} holds more than tensors and is not a verified official checkpoint: {one_line(error)}") from None
         log.info("%s pickles training objects; reading it with stand-ins for them", path.name)
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_stand_in_pickle)
     except Exception as error:
-        raise ModelError(f"cannot read DeepPrivacy2 checkpoint {path}: {_first_line(error)}") from None
+        raise ModelError(f"cannot read DeepPrivacy2 checkpoint {path}: {one_line(error)}") from None
     if not isinstance(checkpoint, dict):
         raise ModelError(f"{path} is not a DeepPrivacy2 checkpoint (it holds a {type(checkpoint).__name__}, not a dict)")
     return checkpoint
@@ -132,11 +132,6 @@ def _fitting_config(state: dict[str, torch.Tensor], path: Path) -> GeneratorConf
             if not layout_errors(FaceGenerator(config), state):
                 return config
     raise ModelError(f"{path} fits neither the FDF256 nor the FDF128 generator; pass its configuration")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 class _StandIn:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import VideoError
+from ..errors import VideoError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,6 @@ def is_stream(source: str) -> bool:
     """Return whether ``source`` is a live source: a network URL, ``camera:N`` or a ``/dev/video*`` device."""
     text = str(source)
     return text.lower().startswith(STREAM_PREFIXES + (CAMERA_PREFIX,)) or text.startswith("/dev/video")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def _open_container(source: str, timeout: float) -> Any:
     try:
         return av.open(source, mode="r", options=options, timeout=timeout, **kwargs)
     except (av.FFmpegError, OSError, ValueError) as error:
-        raise VideoError(f"{source}: cannot open video: {_one_line(error)}") from None
+        raise VideoError(f"{source}: cannot open video: {one_line(error, whole=True)}") from None
 
 
 class VideoReader:
@@ -175,8 +171,8 @@ class VideoReader:
                     index += 1
         except av.FFmpegError as error:
             if index == 0:
-                raise VideoError(f"{self.source}: cannot decode: {_one_line(error)}") from None
-            log.warning("%s: decoding stopped after %d frames: %s", self.source, index, _one_line(error))
+                raise VideoError(f"{self.source}: cannot decode: {one_line(error, whole=True)}") from None
+            log.warning("%s: decoding stopped after %d frames: %s", self.source, index, one_line(error, whole=True))
 
     def __iter__(self) -> Iterator[VideoFrame]:
         if not self.threaded:
@@ -269,7 +265,7 @@ class VideoWriter:
             self.container = av.open(str(self.partial), mode="w")
             self.stream = self.container.add_stream(options.codec, rate=info.fps)
         except (av.FFmpegError, ValueError, OSError) as error:
-            raise VideoError(f"{self.path}: cannot write video with {options.codec}: {_one_line(error)}") from None
+            raise VideoError(f"{self.path}: cannot write video with {options.codec}: {one_line(error, whole=True)}") from None
         self.stream.width = info.width
         self.stream.height = info.height
         self.stream.pix_fmt = _pix_fmt(options.codec, info.width, info.height)
@@ -285,7 +281,7 @@ class VideoWriter:
             try:
                 self.audio_out = self.container.add_stream_from_template(self.audio_in)
             except (av.FFmpegError, ValueError) as error:
-                self.audio_note = f"audio not copied: {_one_line(error)}"
+                self.audio_note = f"audio not copied: {one_line(error, whole=True)}"
                 log.warning("%s: %s", self.path, self.audio_note)
         self.frames = 0
         self._closed = False
@@ -332,7 +328,7 @@ class VideoWriter:
                         packet.stream = self.audio_out
                         self.container.mux(packet)
             except (av.FFmpegError, ValueError, OSError) as error:
-                self._error = VideoError(f"{self.path}: cannot write: {_one_line(error)}")
+                self._error = VideoError(f"{self.path}: cannot write: {one_line(error, whole=True)}")
 
     def close(self, complete: bool = True) -> None:
         """Flush the encoder and finish the file; rename it into place, or delete it when not ``complete``."""
