@@ -37,16 +37,26 @@ def load_generator(weights: str | Path = "fdf256", config: GeneratorConfig | Non
     with the offending keys when the file does not fit the generator.
     """
     name = str(weights)
+    path = checkpoint_path(weights)
     if name in CONFIGS:
-        path = model_path(f"dp2-{name}")  # raises with the download instructions; checks the md5
         return load_once(("dp2", str(path)), lambda: _build(path, config or CONFIGS[name], trusted=True))
+    trusted = any(entry.filename == path.name and entry.matches(path) for entry in MODELS.values() if entry.md5)
+    return load_once(("dp2", str(path.resolve())), lambda: _build(path, config, trusted))
+
+
+def checkpoint_path(weights: str | Path) -> Path:
+    """Return the checkpoint file for ``weights`` without loading it: an official one md5-checked, or an existing file.
+
+    Raises `ModelError` with what to download and where to put it when an official file is absent.
+    """
+    if str(weights) in CONFIGS:
+        return model_path(f"dp2-{weights}")  # raises with the download instructions; checks the md5
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ModelError(
             f"DeepPrivacy2 checkpoint {path} does not exist (give 'fdf256', 'fdf128' or the path of a checkpoint file)"
         )
-    trusted = any(entry.filename == path.name and entry.matches(path) for entry in MODELS.values() if entry.md5)
-    return load_once(("dp2", str(path.resolve())), lambda: _build(path, config, trusted))
+    return path
 
 
 def _build(path: Path, config: GeneratorConfig | None, trusted: bool) -> FaceGenerator:

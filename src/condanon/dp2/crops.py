@@ -130,8 +130,3 @@ def to_generator_input(pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray
     image = (np.transpose(pixels, (2, 0, 1)).astype(np.float32) - 127.5) / 127.5
     known = mask.astype(np.float32)[None]
     return (image * known)[None], known[None]
-
-
-def from_generator_output(image: np.ndarray) -> np.ndarray:
-    """Return a generator image ``[3, S, S]`` in [-1, 1] as channels-last float32 in 0-255 (clamped)."""
-    return np.transpose(np.clip((image + 1) / 2, 0, 1) * 255, (1, 2, 0)).astype(np.float32)

@@ -29,13 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
 from ..identity import Embedder
 from ..synthesis.bank import IN_LOOP_ESTIMATORS
-from ..synthesis.checked import CheckedSynthesizer, Goal, Synthesis
+from ..synthesis.checked import CheckedSynthesizer, Goal, Synthesis, paste
 from ..types import Box, Face
-from ..weights import model_path
-from .checkpoint import load_generator
+from .checkpoint import checkpoint_path, load_generator
 from .crops import crop, expand_box, generation_mask, latent_from_seed, to_generator_input
 from .generator import CONFIGS, FaceGenerator, GeneratorConfig
 from .guidance import Guide
@@ -107,10 +105,7 @@ class DP2Synthesizer(CheckedSynthesizer):
         self.steps = steps
         self.step_size = step_size
         self._guide: Guide | None = None
-        if str(weights) in CONFIGS:
-            model_path(f"dp2-{weights}")  # fail now, with where to get the file, not on the first face
-        elif not Path(weights).expanduser().is_file():
-            raise ModelError(f"DeepPrivacy2 checkpoint {weights} does not exist (give 'fdf256', 'fdf128' or a checkpoint file)")
+        checkpoint_path(weights)  # fail now, with where to get the file, not on the first face
 
     @property
     def generator(self) -> FaceGenerator:
@@ -141,7 +136,7 @@ class DP2Synthesizer(CheckedSynthesizer):
                     best = (check.score, outcome, patch, region.bounds)
             assert best is not None
             if best[1].passed:
-                region.paste(output, best[2])
+                paste(output, best[2], region.bounds, (0, 0))
                 return best[1]
         assert best is not None
         if self.steps and face.landmarks5 is not None:
@@ -149,7 +144,7 @@ class DP2Synthesizer(CheckedSynthesizer):
             outcome, patch = self.refine(generator, best[1], condition, mask, region, face, goal, output, attempt)
             assert outcome.check is not None
             if outcome.check.passed:
-                region.paste(output, patch)
+                paste(output, patch, region.bounds, (0, 0))
                 return outcome
             if outcome.check.score < best[0]:
                 best = (outcome.check.score, outcome, patch, region.bounds)
@@ -182,11 +177,13 @@ class DP2Synthesizer(CheckedSynthesizer):
         losses: list[float] = []
         best_w, best_loss = w.detach().clone(), float("inf")
         for step in range(self.steps + 1):
-            loss, readings = self._guide.loss(generator(cond, known, w=w), target)
+            last = step == self.steps
+            with torch.set_grad_enabled(not last):  # the last latent is only scored: no graph for a backward pass
+                loss, readings = self._guide.loss(generator(cond, known, w=w), target)
             losses.append(float(loss.detach()))
             if losses[-1] < best_loss:  # a step can overshoot: keep the best latent seen
                 best_w, best_loss = w.detach().clone(), losses[-1]
-            if step == self.steps:
+            if last:
                 break
             optimiser.zero_grad()
             loss.backward()
@@ -296,8 +293,3 @@ class FaceRegion:
         new = generated[y1 - ey : y2 - ey, x1 - ex : x2 - ex]
         old = image[y1:y2, x1:x2].astype(np.float32)
         return np.clip(np.rint(self.alpha * new + (1 - self.alpha) * old), 0, 255).astype(np.uint8)
-
-    def paste(self, image: np.ndarray, patch: np.ndarray) -> None:
-        """Write a patch from `blend` into ``image`` (in place)."""
-        x1, y1, x2, y2 = self.bounds
-        image[y1:y2, x1:x2] = patch
