@@ -53,6 +53,26 @@ def shared() -> Path:
     pytest.skip(f"real test data not found at {root / 'data'} (set CONDANON_SHARED to the shared folder)")
 
 
+def import_torch():  # type: ignore[no-untyped-def]
+    """Return the torch module; skip the calling test module without it, except under CI (it installs the dp2 extra)."""
+    if under_ci():  # a skipped dp2 test there would be a green run that tested nothing
+        import torch
+
+        return torch
+    return pytest.importorskip("torch", reason="the dp2 backend needs PyTorch (pip install 'condanon[dp2]')")
+
+
+@pytest.fixture(scope="session")
+def dp2_dir() -> Path:
+    """The shared dp2 folder (spec, key lists, golden generators, crop conventions); skip when absent, fail under CI."""
+    root = shared_dir() / "dp2"
+    if all((root / name).is_file() for name in ("tiny256.pt", "tiny128.pt", "anonymizer_conventions.json")):
+        return root
+    if under_ci():
+        pytest.fail(f"{root} is missing under CI: the dp2 tests would test nothing", pytrace=False)
+    pytest.skip(f"DeepPrivacy2 golden files not found at {root} (set CONDANON_SHARED)")
+
+
 @pytest.fixture(scope="session")
 def data(shared: Path) -> Path:
     """The ``data`` folder of the shared folder."""

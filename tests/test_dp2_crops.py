@@ -9,18 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import shared_dir, under_ci
 from condanon.dp2.crops import crop, expand_box, generation_mask, latent_from_seed, to_generator_input
 
 
 @pytest.fixture(scope="module")
-def conventions() -> dict[str, Any]:
-    path = shared_dir() / "dp2" / "anonymizer_conventions.json"
-    if not path.is_file():
-        if under_ci():
-            pytest.fail(f"{path} is missing under CI", pytrace=False)
-        pytest.skip(f"DeepPrivacy2 conventions not found at {path}")
-    return json.loads(Path(path).read_text())
+def conventions(dp2_dir: Path) -> dict[str, Any]:
+    return json.loads((dp2_dir / "anonymizer_conventions.json").read_text())
 
 
 def test_every_reference_crop_is_reproduced(conventions):

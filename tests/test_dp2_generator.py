@@ -13,29 +13,15 @@ from typing import Any
 
 import pytest
 
-from conftest import shared_dir, under_ci
+from conftest import import_torch
 
-if under_ci():  # CI installs the dp2 extra: a skipped golden test there would be a green run that tested nothing
-    import torch
-else:
-    torch = pytest.importorskip("torch", reason="the dp2 backend needs PyTorch (pip install 'condanon[dp2]')")
+torch = import_torch()
 
 from condanon.dp2.checkpoint import layout_errors, load_generator, load_strict  # noqa: E402
 from condanon.dp2.generator import CONFIGS, FaceGenerator, GeneratorConfig, state_dict_layout  # noqa: E402
 from condanon.errors import ModelError  # noqa: E402
 
 W_TOL, IMAGE_TOL, GRAD_TOL = 1e-5, 1e-4, 1e-3
-
-
-@pytest.fixture(scope="session")
-def dp2_dir() -> Path:
-    """The shared dp2 folder (spec, key lists, golden files); skip when absent, fail when absent under CI."""
-    root = shared_dir() / "dp2"
-    if (root / "tiny256.pt").is_file():
-        return root
-    if under_ci():
-        pytest.fail(f"{root} is missing under CI: the golden tests would test nothing", pytrace=False)
-    pytest.skip(f"DeepPrivacy2 golden files not found at {root} (set CONDANON_SHARED)")
 
 
 def _golden(dp2_dir: Path, name: str) -> tuple[FaceGenerator, dict[str, Any], dict[str, Any]]:

@@ -6,12 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import under_ci
+from conftest import import_torch
 
-if under_ci():
-    import torch
-else:
-    torch = pytest.importorskip("torch", reason="the dp2 backend needs PyTorch (pip install 'condanon[dp2]')")
+torch = import_torch()
 
 import condanon  # noqa: E402
 from condanon.dp2.crops import crop, expand_box  # noqa: E402
@@ -70,23 +67,11 @@ def test_the_guide_reads_the_original_face_like_the_pipeline(scenes, load):
     assert readings["emotion"] < 0.3 and readings["sex"] < np.log(2)  # happy and female, as the pipeline read
 
 
-def test_gradient_steps_lower_the_loss(tiny_generator_256, scenes, load):
-    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny_generator_256), candidates=1, dp2_steps=3, seed=0)
+def test_gradient_steps_lower_the_loss(dp2_dir, scenes, load):
+    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(dp2_dir / "tiny256.pt"), candidates=1, dp2_steps=3, seed=0)
     result = anonymizer.anonymize(load(scenes / "two_people.jpg"))
     refined = [r.synthesis["latent"] for r in result.reports if "steps" in r.synthesis["latent"]]
     assert refined, "no face reached the gradient steps"
     assert all(latent["loss"][1] <= latent["loss"][0] for latent in refined)  # the best latent seen is kept
     assert any(latent["loss"][1] < latent["loss"][0] for latent in refined)
     assert all(r.attempts == 2 for r in result.reports if "steps" in r.synthesis["latent"] or r.verdict == "fallback")
-
-
-@pytest.fixture(scope="module")
-def tiny_generator_256(shared):
-    from conftest import shared_dir
-
-    path = shared_dir() / "dp2" / "tiny256.pt"
-    if not path.is_file():
-        if under_ci():
-            pytest.fail(f"{path} is missing under CI", pytrace=False)
-        pytest.skip(f"{path} not found")
-    return path

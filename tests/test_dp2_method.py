@@ -14,12 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_dir, under_ci
+from conftest import import_torch
 
-if under_ci():
-    import torch
-else:
-    torch = pytest.importorskip("torch", reason="the dp2 backend needs PyTorch (pip install 'condanon[dp2]')")
+torch = import_torch()
 
 import condanon  # noqa: E402
 from condanon.cli import main  # noqa: E402
@@ -29,14 +26,8 @@ from condanon.types import Box  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny(shared: Path) -> dict[str, Path]:
-    root = shared_dir() / "dp2"
-    files = {name: root / f"{name}.pt" for name in ("tiny256", "tiny128")}
-    if all(path.is_file() for path in files.values()):
-        return files
-    if under_ci():
-        pytest.fail(f"the golden generators are missing from {root} under CI", pytrace=False)
-    pytest.skip(f"the golden generators are not at {root}")
+def tiny(dp2_dir: Path) -> dict[str, Path]:
+    return {name: dp2_dir / f"{name}.pt" for name in ("tiny256", "tiny128")}
 
 
 @pytest.fixture(scope="module")
