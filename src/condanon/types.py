@@ -157,6 +157,15 @@ class Face:
     attributes: Attributes | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     """Identity vectors of this face in the original image, by embedder name (filled on first use)."""
+    angle: float = 0.0
+    """Degrees (counter-clockwise) the image was turned to see this face upright; 0 for an upright face.
+
+    A face with a non-zero angle carries its box, landmarks and embeddings in the upright view's coordinates
+    while it is processed; the pipeline maps its box back to the image's for the report.
+    """
+    uncertain: bool = False
+    """Whether the face is doubtful (found only by a recall net, too small or of doubtful faceness): it is still
+    obscured, privacy-first, but never synthesised and never counted as a person."""
 
     @property
     def embedding(self) -> np.ndarray | None:
@@ -170,6 +179,8 @@ class Face:
             "score": _round(self.score),
             "detector": self.detector,
             "track_id": self.track_id,
+            "angle": _round(self.angle, 1),
+            "uncertain": self.uncertain,
             "attributes": self.attributes.to_dict() if self.attributes else None,
         }
         if landmarks:
@@ -231,6 +242,8 @@ class FaceReport:
             "score": _round(self.face.score),
             "detector": self.face.detector,
             "track_id": self.face.track_id,
+            "angle": _round(self.face.angle, 1),
+            "uncertain": self.face.uncertain,
             "method": self.method,
             "verdict": self.verdict,
             "reason": self.reason,
