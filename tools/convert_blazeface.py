@@ -14,8 +14,9 @@ the float16 weights, CONV_2D, DEPTHWISE_CONV_2D, RELU, ADD, PAD, MAX_POOL_2D, RE
 and written as an ONNX graph (opset 13) that computes in NCHW. The float16 weights are widened to
 float32 (the same values TFLite's DEQUANTIZE produces). TFLite's "SAME" padding puts the odd pixel at
 the end; it is written as explicit pads. Input and outputs keep TFLite's layout and names: ``input``
-1x192x192x3 float32 RGB in [-1, 1]; ``reshaped_regressor_face_4`` 1x2304x16 and
-``reshaped_classifier_face_4`` 1x2304x1 (raw logits).
+Nx192x192x3 float32 RGB in [-1, 1]; ``reshaped_regressor_face_4`` Nx2304x16 and
+``reshaped_classifier_face_4`` Nx2304x1 (raw logits). The batch size N is free (TFLite's is 1), so
+that the tiles of one image run in one call.
 """
 
 from __future__ import annotations
@@ -155,13 +156,14 @@ def convert(tflite_path: str, onnx_path: str) -> onnx.ModelProto:
         elif kind == "RESIZE_BILINEAR":
             opt = _options(op, tflite.ResizeBilinearOptions)
             mode = "align_corners" if opt.AlignCorners() else "half_pixel" if opt.HalfPixelCenters() else "asymmetric"
-            _, height, width, channels = shape(out_index)
-            sizes = np.asarray([1, channels, height, width], np.int64)
-            nodes.append(helper.make_node("Resize", [x, "", "", init(out + "_sizes", sizes)], [out], mode="linear", coordinate_transformation_mode=mode))
+            _, height, width, _ = shape(out_index)
+            scales = np.asarray([1, 1, height / shape(ins[0])[1], width / shape(ins[0])[2]], np.float32)  # any batch size
+            nodes.append(helper.make_node("Resize", [x, "", init(out + "_scales", scales)], [out], mode="linear", coordinate_transformation_mode=mode))
         elif kind == "RESHAPE":
             nhwc = out + "_nhwc"
             nodes.append(helper.make_node("Transpose", [x], [nhwc], perm=_NCHW_TO_NHWC))
-            nodes.append(helper.make_node("Reshape", [nhwc, init(out + "_shape", np.asarray(shape(out_index), np.int64))], [out]))
+            target_shape = np.asarray([-1] + shape(out_index)[1:], np.int64)  # any batch size
+            nodes.append(helper.make_node("Reshape", [nhwc, init(out + "_shape", target_shape)], [out]))
         else:
             raise ValueError(f"op {kind} is not handled by this converter")
         live[out_index] = out
@@ -169,8 +171,8 @@ def convert(tflite_path: str, onnx_path: str) -> onnx.ModelProto:
     outputs = [graph.Outputs(i) for i in range(graph.OutputsLength())]
     graph_proto = helper.make_graph(
         nodes, "blazeface_full_range",
-        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, shape(input_index))],
-        [helper.make_tensor_value_info(name(i), TensorProto.FLOAT, shape(i)) for i in outputs],
+        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, ["N"] + shape(input_index)[1:])],
+        [helper.make_tensor_value_info(name(i), TensorProto.FLOAT, ["N"] + shape(i)[1:]) for i in outputs],
         inits,
     )
     onnx_model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13)], producer_name="condanon tools/convert_blazeface.py")
