@@ -2,7 +2,8 @@
 
 These are methods in their own right and the fail-closed fallbacks of the synthetic method. Each
 `Obscurer` changes pixels only inside `region_mask`, so everything outside the face region stays
-exactly as it was.
+exactly as it was. A box partly outside the image is drawn where it is inside (an ellipse keeps the
+shape of the whole box, cut at the edge); one wholly outside changes nothing.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def region(box: Box, scale: float, width: int, height: int) -> tuple[int, int, i
 
 
 def region_mask(box: Box, scale: float, shape: Shape, width: int, height: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """Return the clipped region and a boolean mask of the pixels to change inside it."""
+    """Return the clipped region and a boolean mask of the pixels to change inside it (empty when the region is outside the image)."""
     x1, y1, x2, y2 = region(box, scale, width, height)
     mask = np.zeros((y2 - y1, x2 - x1), dtype=np.uint8)
+    if mask.size == 0:  # nothing of the region is in the image (cv2.ellipse refuses an empty canvas)
+        return (x1, y1, x2, y2), mask.astype(bool)
     if shape == "box":
         mask[:] = 1
     else:
