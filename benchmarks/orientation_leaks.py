@@ -117,7 +117,7 @@ def run_one(anonymizer: condanon.Anonymizer, upright: np.ndarray, turn: Turn, fa
     start = time.perf_counter()
     try:
         result = anonymizer.anonymize(turned)
-    except Exception as error:  # a crash of the product is a result, not the end of the benchmark
+    except Exception as error:  # noqa: BLE001  (a crash of the product is a result, not the end of the benchmark)
         cell.error = f"{type(error).__name__}: {error}"
         return cell
     cell.seconds = time.perf_counter() - start
