@@ -3,8 +3,16 @@
 Outputs keep the input's resolution, frame count and timing: each output frame carries the input
 frame's presentation time, so variable frame rates survive. Audio packets are copied as they are
 (no re-encoding) unless the caller drops them. Writers work on a temporary name and are renamed into
-place only when complete (`VideoWriter.close`); an aborted file job leaves nothing at the target,
-while a live recording stopped by Ctrl-C is finalised (its trailer written) and kept.
+place only when complete (`VideoWriter.close`); an aborted file job, or one whose write failed
+(a full disk), leaves nothing at the target, while a live recording stopped by Ctrl-C is finalised
+(its trailer written) and kept.
+
+A file with a display rotation (phones store portrait clips as landscape pixels plus a display
+matrix) is decoded upright: `VideoReader` turns every frame by the rotation, and `VideoInfo` gives
+the upright size. Writers write those upright pixels with no rotation tag, so the output plays the
+way the input played, in every player. Decoding that stops early (a decode error, a read error, or
+fewer frames than the file declares) is not fatal: the frames decoded are kept and
+`VideoReader.errors` says what happened, one line each.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from ..errors import VideoError, one_line
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+TRUNCATION_TOLERANCE = (0.01, 0.05)
+"""A file that decodes to fewer frames than it declares by more than this share (and more than 2 frames) is truncated:
+the first for a frame count the container states, the second for one estimated from its duration (mkv, webm)."""
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 CAMERA_PREFIX = "camera:"
 
@@ -43,7 +54,11 @@ def is_stream(source: str) -> bool:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video source is: size, frame rate, frame count (``None`` for live sources), audio."""
+    """What a video source is: upright size, frame rate, frame count (``None`` for live sources), audio.
+
+    ``rotation`` is the display rotation the frames are turned by to stand upright (degrees
+    counter-clockwise, 0, 90, 180 or 270; FFmpeg's sign); ``width`` and ``height`` are after it.
+    """
 
     source: str
     width: int
@@ -54,6 +69,7 @@ class VideoInfo:
     audio: bool
     live: bool
     time_base: Fraction
+    rotation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary."""
@@ -66,6 +82,7 @@ class VideoInfo:
             "codec": self.codec,
             "audio": self.audio,
             "live": self.live,
+            "rotation": self.rotation,
         }
 
 
@@ -77,6 +94,36 @@ class VideoFrame:
     image: np.ndarray
     pts: int
     time: float
+
+
+def display_rotation(source: str) -> int:
+    """Return the display rotation of the file ``source``'s first video stream: 0, 90, 180 or 270 degrees counter-clockwise.
+
+    Read from the first decoded frame's display matrix (FFmpeg turns the container's matrix, and an
+    old ``rotate`` tag, into that); the stream's ``rotate`` tag (clockwise) when the frame has none.
+    Horizontal or vertical flips in the matrix are not applied. 0 when nothing can be read.
+    """
+    import av
+
+    try:
+        with av.open(source) as container:
+            stream = container.streams.video[0]
+            degrees = 0.0
+            for frame in container.decode(stream):
+                degrees = float(frame.rotation or 0)
+                break
+            if not degrees and stream.metadata.get("rotate"):
+                degrees = -float(stream.metadata["rotate"])
+    except (av.FFmpegError, OSError, ValueError, IndexError) as error:
+        log.debug("%s: no display rotation read: %s", source, one_line(error, whole=True))
+        return 0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Return ``image`` turned ``rotation`` degrees counter-clockwise (a display rotation), as a contiguous array."""
+    turns = rotation // 90 % 4
+    return image if turns == 0 else np.ascontiguousarray(np.rot90(image, turns))
 
 
 def _open_container(source: str, timeout: float) -> Any:
@@ -102,6 +149,11 @@ class VideoReader:
     Iterating yields frames in presentation order. Audio packets met on the way are queued; take them
     with `take_audio` (the caller copies them into the output). With ``threaded``, decoding runs in a
     background thread a few frames ahead of the caller.
+
+    Frames come upright (turned by the file's display rotation, ``info.rotation``). When decoding
+    stops early (a decode or read error after the first frame, or a file that ends more than
+    `TRUNCATION_TOLERANCE` short of the frames it declares), the frames decoded are yielded and
+    ``errors`` gets one line saying so.
     """
 
     def __init__(self, source: str | os.PathLike[str], audio: bool = True, threaded: bool = True, timeout: float = 10.0) -> None:
@@ -119,20 +171,28 @@ class VideoReader:
         self.audio_stream = audio_streams[0] if audio and audio_streams else None
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         frames = int(self.stream.frames) if self.stream.frames and not self.live else None
+        self._estimated = frames is None
         if frames is None and not self.live and self.stream.duration and self.stream.time_base:
             frames = round(float(self.stream.duration * self.stream.time_base * rate))
         context = self.stream.codec_context
+        rotation = 0 if self.live else display_rotation(self.source)
+        width, height = int(context.width), int(context.height)
+        if rotation in (90, 270):
+            width, height = height, width
         self.info = VideoInfo(
             source=self.source,
-            width=int(context.width),
-            height=int(context.height),
+            width=width,
+            height=height,
             fps=Fraction(rate),
             frames=frames,
             codec=str(context.name),
             audio=bool(audio_streams),
             live=self.live,
             time_base=Fraction(self.stream.time_base or Fraction(1, 90000)),
+            rotation=rotation,
         )
+        self.errors: list[str] = []
+        """What went wrong while decoding, one line each (the frames before it were yielded)."""
         self._audio: list[Any] = []
         self._lock = threading.Lock()
         self.threaded = threaded
@@ -151,6 +211,18 @@ class VideoReader:
         index = 0
         step = 1.0 / float(self.info.fps)
         last_pts: int | None = None
+
+        def made(frame: Any) -> VideoFrame:
+            nonlocal last_pts
+            pts = frame.pts
+            if pts is None:  # some containers (avi) carry no times: count frames instead
+                pts = round(index * step / self.info.time_base)
+            if last_pts is not None and pts <= last_pts:
+                pts = last_pts + 1
+            last_pts = pts
+            image = upright(frame.to_ndarray(format="bgr24"), self.info.rotation)
+            return VideoFrame(index, image, int(pts), float(pts * self.info.time_base))
+
         try:
             for packet in self.container.demux(*streams):
                 if self._stop.is_set():
@@ -161,18 +233,31 @@ class VideoReader:
                             self._audio.append(packet)
                     continue
                 for frame in packet.decode():
-                    pts = frame.pts
-                    if pts is None:  # some containers (avi) carry no times: count frames instead
-                        pts = round(index * step / self.info.time_base)
-                    if last_pts is not None and pts <= last_pts:
-                        pts = last_pts + 1
-                    last_pts = pts
-                    yield VideoFrame(index, frame.to_ndarray(format="bgr24"), int(pts), float(pts * self.info.time_base))
+                    yield made(frame)
                     index += 1
-        except av.FFmpegError as error:
+        except (av.FFmpegError, OSError) as error:
             if index == 0:
                 raise VideoError(f"{self.source}: cannot decode: {one_line(error, whole=True)}") from None
-            log.warning("%s: decoding stopped after %d frames: %s", self.source, index, one_line(error, whole=True))
+            reason = one_line(error, whole=True)
+            try:  # the frames the decoder still holds
+                for frame in self.stream.decode(None):
+                    yield made(frame)
+                    index += 1
+            except (av.FFmpegError, OSError, ValueError):
+                pass
+            declared = self.info.frames
+            if declared and index < declared:
+                self._stopped_early(f"{self.source}: truncated: {index} of {declared} frames decoded ({reason})")
+            else:
+                self._stopped_early(f"{self.source}: decoding stopped after {index} frames: {reason}")
+            return
+        declared = self.info.frames
+        if declared and not self.live and declared - index > max(2, TRUNCATION_TOLERANCE[self._estimated] * declared):
+            self._stopped_early(f"{self.source}: truncated: {index} of {declared} frames decoded")
+
+    def _stopped_early(self, message: str) -> None:
+        log.warning("%s", message)
+        self.errors.append(message)
 
     def __iter__(self) -> Iterator[VideoFrame]:
         if not self.threaded:
@@ -327,11 +412,20 @@ class VideoWriter:
                     for packet in payload:
                         packet.stream = self.audio_out
                         self.container.mux(packet)
-            except (av.FFmpegError, ValueError, OSError) as error:
-                self._error = VideoError(f"{self.path}: cannot write: {one_line(error, whole=True)}")
+            except Exception as error:  # any failure (a full disk: OSError ENOSPC) ends the file; the thread drains on
+                self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
+        """Record the first write failure as a one-line `VideoError`."""
+        if self._error is None:
+            self._error = VideoError(f"{self.path}: cannot write: {one_line(error, whole=True)}")
 
     def close(self, complete: bool = True) -> None:
-        """Flush the encoder and finish the file; rename it into place, or delete it when not ``complete``."""
+        """Flush the encoder and finish the file; rename it into place, or delete it when not ``complete``.
+
+        A write failure, now or earlier (a full disk), deletes the temporary file and raises one
+        `VideoError` line.
+        """
         if self._closed:
             return
         self._closed = True
@@ -339,16 +433,22 @@ class VideoWriter:
         self._thread.join()
         complete = complete and self._error is None
         try:
+            try:
+                if complete:
+                    for packet in self.stream.encode(None):
+                        self.container.mux(packet)
+            finally:
+                self.container.close()  # writes the trailer: it can fail on a full disk too
             if complete:
-                for packet in self.stream.encode(None):
-                    self.container.mux(packet)
-        finally:
-            self.container.close()
-        if complete:
-            from .job import finish
+                from .job import finish
 
-            finish(self.partial, self.path)
-        else:
-            self.partial.unlink(missing_ok=True)
+                finish(self.partial, self.path)
+        except Exception as error:
+            self._failed(error)
+        if not complete or self._error is not None:
+            try:
+                self.partial.unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("%s: cannot remove: %s", self.partial, one_line(error, whole=True))
         if self._error is not None:
             raise self._error
