@@ -14,6 +14,11 @@ track's first detection are covered too (`FaceTracks.at`). Per track:
 - the track's output is checked on its first keyframe, before any of its frames is written, then
   every ``recheck_every`` frames: a track an embedder still recognises falls back for the rest of
   the video.
+
+Frames come upright (the input's display rotation applied, `VideoReader`). A placed box that lies
+wholly outside the frame (a face predicted past the edge) is skipped on that frame: nothing of it
+is visible. One that lies partly outside is drawn unclipped (the method clips to the image, so an
+ellipse keeps its shape at the edge) and recorded clipped to the frame in the boxes CSV.
 """
 
 from __future__ import annotations
@@ -57,6 +62,20 @@ WEAK_SCORE = 0.3
 """Keyframe detections down to this score are handed to the tracker; below the image threshold they only continue tracks."""
 
 Progress = Callable[[int, int | None], None]
+
+
+@dataclasses.dataclass
+class VideoRunReport(VideoReport):
+    """A `VideoReport` with ``errors``: what went wrong without ending the run (a truncated input), one line each.
+
+    ``to_dict`` always has the ``errors`` key (an empty list when all went well).
+    """
+
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (`VideoReport.to_dict` plus ``errors``)."""
+        return super().to_dict() | {"errors": list(self.errors)}
 
 
 class VideoAnonymizer:
@@ -177,18 +196,20 @@ class VideoAnonymizer:
         partial: str | Path | None = None,
         progress: Progress | None = None,
         frames: Callable[[np.ndarray], None] | None = None,
-    ) -> VideoReport:
+    ) -> VideoRunReport:
         """Anonymise ``source`` (file, URL or camera) into ``output``; return the report.
 
         ``output`` ``None`` writes no file (a window-less sink: give ``frames`` to receive each
         anonymised BGR frame). A live run ends on `stop` (or Ctrl-C, which sets it) and its file
-        is finalised; a file run that fails or is interrupted leaves no output file.
+        is finalised; a file run that fails or is interrupted leaves no output file (a write
+        failure raises one `VideoError` line). An input whose decoding stops early is written as far
+        as it decoded, every frame anonymised, and the report's ``errors`` says so.
         """
         start = time.perf_counter()
         reader = VideoReader(source, audio=encode.audio)
         info = reader.info
         writer = None
-        report = VideoReport(str(source), None if output is None else str(output), info.to_dict(), self.method, settings=self.settings())
+        report = VideoRunReport(str(source), None if output is None else str(output), info.to_dict(), self.method, settings=self.settings())
         complete = False
         restore = self._catch_interrupt() if info.live else None
         try:
@@ -208,6 +229,7 @@ class VideoAnonymizer:
             if writer is not None:
                 writer.mux_audio(reader.take_audio())
             complete = True
+            report.errors.extend(reader.errors)
         except KeyboardInterrupt:
             report.interrupted = True
             raise
@@ -254,7 +276,7 @@ class VideoAnonymizer:
             report.frames_read += 1
             yield frame
 
-    def _emit(self, done: tuple[VideoFrame, np.ndarray], writer: VideoWriter | None, sink: Any, report: VideoReport) -> None:
+    def _emit(self, done: tuple[VideoFrame, np.ndarray], writer: VideoWriter | None, sink: Any, report: VideoRunReport) -> None:
         frame, image = done
         if writer is not None:
             writer.write(image, frame.pts)
@@ -369,14 +391,15 @@ class _RunState:
         """Return ``frame`` with every placed track anonymised (and its boxes recorded)."""
         original = frame.image
         output = original.copy()
-        placements = self.tracks.at(frame.index)
+        height, width = original.shape[:2]
+        placements = [p for p in self.tracks.at(frame.index) if p.face.box.clipped(width, height).area > 0]
         if frame.index in self.blackout:
             output[:] = 0  # detection failed on this keyframe: nothing of it may leak
         crowded = _overlapped([p.face for p in placements]) if self.a.synthesizer is not None else set()
         methods = [self._apply(original, output, p, frame.index, id(p.face) in crowded) for p in placements]
         for placement, method in zip(placements, methods):
             track = self.report.track(placement.track, self.a.method)
-            x1, y1, x2, y2 = (round(v, 1) for v in placement.face.box.to_list())
+            x1, y1, x2, y2 = (round(v, 1) for v in placement.face.box.clipped(width, height).to_list())
             verdict = "anonymized" if method == self.a.method else "fallback"
             self.report.boxes.append((frame.index, round(frame.time, 4), placement.track, x1, y1, x2, y2, placement.source, method, verdict))
             track.seen(frame.index, placement.source)
@@ -407,7 +430,12 @@ class _RunState:
                 return self.a.method
         except Exception as error:
             log.debug("frame %d track %d: %s failed: %s", index, placement.track, self.a.method, error)
-        self.a.fallback.apply(output, placement.face.box)
+        try:
+            self.a.fallback.apply(output, placement.face.box)
+        except Exception as error:  # fail closed: black out the box's part of the frame
+            log.warning("frame %d track %d: %s failed, blacked out: %s", index, placement.track, self.a.fallback.name, error)
+            x1, y1, x2, y2 = placement.face.box.clipped(output.shape[1], output.shape[0]).to_int()
+            output[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = 0
         self.report.track(placement.track, self.a.method).fallback_frames += 1
         return self.a.fallback.name
 
