@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deface_peer import find_deface
 from shared_data import shared_root
 
-from condanon.evaluation.leaks import judge_faces, leaked_faces
+from condanon.evaluation.leaks import MARGINAL_SCORE, judge_faces, leaked_faces
 
 METHODS = ("mask", "blur")
 DEFACE_RUNS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -58,6 +58,8 @@ class Photo:
     faces: list[Any] = field(default_factory=list)
     leaked: dict[str, int | None] = field(default_factory=dict)
     """Faces leaked per run label (``None``: the run wrote no output for this photo)."""
+    sure: dict[str, int] = field(default_factory=dict)
+    """The same without the judge's marginal hits (score < 0.6, often not faces)."""
     leaks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -104,6 +106,7 @@ def judge(photo: Photo, label: str, output: Path) -> None:
         return
     report = leaked_faces(original, image, photo.faces)
     photo.leaked[label] = report.leaked
+    photo.sure[label] = report.leaked_sure
     photo.leaks[label] = [f.to_dict() for f in report.face_leaks if f.leaked]
 
 
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         report(photos, labels, seconds, errors, deface)
         if opts.out:
             opts.out.parent.mkdir(parents=True, exist_ok=True)
-            rows = [{"photo": p.name, "faces": len(p.faces), "leaked": p.leaked, "leaks": p.leaks} for p in photos]
+            rows = [{"photo": p.name, "faces": len(p.faces), "leaked": p.leaked, "leaked_sure": p.sure, "leaks": p.leaks}
+                    for p in photos]
             opts.out.write_text(json.dumps({"seconds": seconds, "rows": rows}, indent=1))
     finally:
         if opts.work is None:
@@ -185,14 +189,20 @@ def collect(root: Path, opts: argparse.Namespace, inputs: Path) -> list[Photo]:
     return photos
 
 
+def sure_faces(photo: Photo) -> int:
+    """Return the judge's faces of ``photo`` scored at least 0.6 (its non-marginal ones)."""
+    return sum(face.score >= MARGINAL_SCORE for face in photo.faces)
+
+
 def report(photos: list[Photo], labels: list[str], seconds: dict[str, float], errors: list[str], deface: str | None) -> None:
     """Print the per-photo table, the totals, the times and the faces leaked by ours."""
     print(f"photos: {len(photos)}; deface: {deface or 'not run'}\n")
-    print("| photo | faces (judge) | " + " | ".join(f"leaked, {label}" for label in labels) + " |")
+    print("Cells: faces leaked [of which the judge scored >= 0.6, i.e. without its marginal hits].\n")
+    print("| photo | faces (judge) [>= 0.6] | " + " | ".join(f"leaked, {label}" for label in labels) + " |")
     print("|---|---:|" + "---:|" * len(labels))
     for photo in photos:
-        cells = ["-" if photo.leaked.get(label) is None else str(photo.leaked[label]) for label in labels]
-        print(f"| {photo.name} | {len(photo.faces)} | " + " | ".join(cells) + " |")
+        cells = ["-" if photo.leaked.get(label) is None else f"{photo.leaked[label]} [{photo.sure[label]}]" for label in labels]
+        print(f"| {photo.name} | {len(photo.faces)} [{sure_faces(photo)}] | " + " | ".join(cells) + " |")
     for group, picked in (("scenes", [p for p in photos if not p.name.startswith("crowd_f")]),
                           ("crowd frames", [p for p in photos if p.name.startswith("crowd_f")]),
                           ("all", photos)):
@@ -202,8 +212,10 @@ def report(photos: list[Photo], labels: list[str], seconds: dict[str, float], er
         for label in labels:
             done = [p for p in picked if p.leaked.get(label) is not None]
             faces, leaked = sum(len(p.faces) for p in done), sum(p.leaked[label] or 0 for p in done)
-            cells.append(f"{leaked} / {faces} ({100 * leaked / max(faces, 1):.1f} %)")
-        print(f"| **total, {group}** | {sum(len(p.faces) for p in picked)} | " + " | ".join(cells) + " |")
+            sure = sum(p.sure[label] for p in done)
+            cells.append(f"{leaked} ({100 * leaked / max(faces, 1):.1f} %) [{sure}]")
+        print(f"| **total, {group}** | {sum(len(p.faces) for p in picked)} [{sum(map(sure_faces, picked))}] | "
+              + " | ".join(cells) + " |")
     print("\n| run | wall seconds (all photos) |\n|---|---:|")
     for label in labels:
         print(f"| {label} | {seconds.get(label, float('nan')):.0f} |")
@@ -215,7 +227,8 @@ def report(photos: list[Photo], labels: list[str], seconds: dict[str, float], er
             for leak in photo.leaks.get(label, []):
                 sims = ", ".join(f"{k} {v:.2f}" for k, v in leak["similarities"].items())
                 print(f"- {label}: {photo.path.name} box {leak['box']} size {leak['size']} px, score {leak['score']}"
-                      f" ({leak['scale']}); judges {'+'.join(leak['judges'])} ({sims})")
+                      + (" (marginal)" if leak["marginal"] else "")
+                      + f" ({leak['scale']}); judges {'+'.join(leak['judges'])} ({sims})")
     for error in errors:
         print(f"\nerror: {error}")
 
