@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_data import shared_root
 
 import condanon
-from condanon.evaluation.leaks import judge_faces, leaked_faces
+from condanon.evaluation.leaks import MARGINAL_SCORE, judge_faces, leaked_faces
 
 ANGLES = (0, 90, 180, 270, 30, -30, 45, -45)
 METHODS = ("mask", "synthetic")
@@ -94,6 +94,8 @@ class Cell:
 
     found: int | None = None
     leaked: int | None = None
+    sure: int | None = None
+    """Leaked faces the judge scored >= 0.6 (without its marginal hits, which are often not faces)."""
     unchecked: int | None = None
     seconds: float | None = None
     error: str | None = None
@@ -106,6 +108,8 @@ class Row:
     angle: int
     faces: int
     cells: dict[str, Cell] = field(default_factory=dict)
+    faces_sure: int | None = None
+    """The judge's faces scored >= 0.6."""
     control: int | None = None
     """Leaked faces of the un-anonymised round trip (``--control``, tilts only)."""
 
@@ -123,7 +127,7 @@ def run_one(anonymizer: condanon.Anonymizer, upright: np.ndarray, turn: Turn, fa
     cell.seconds = time.perf_counter() - start
     cell.found = len(result.faces)
     report = leaked_faces(upright, turn.back(result.image), faces)
-    cell.leaked, cell.unchecked = report.leaked, report.unchecked
+    cell.leaked, cell.sure, cell.unchecked = report.leaked, report.leaked_sure, report.unchecked
     cell.leaks = [f.to_dict() for f in report.face_leaks if f.leaked]
     return cell
 
@@ -147,11 +151,14 @@ def cell_text(cell: Cell | None, key: str) -> str:
         return "-"
     if cell.error is not None:
         return "error"
+    if key == "leaked":
+        return f"{cell.leaked} [{cell.sure}]"
     return fmt(getattr(cell, key))
 
 
 def print_tables(rows: list[Row], methods: list[str], control: bool) -> None:
-    head = "| scene | angle | faces (judge) |"
+    print("Cells 'leaked': faces leaked [of which the judge scored >= 0.6, i.e. without its marginal hits].\n")
+    head = "| scene | angle | faces (judge) [>= 0.6] |"
     rule = "|---|---:|---:|"
     for method in methods:
         head += f" found ({method}) | leaked ({method}) | s ({method}) |"
@@ -161,7 +168,7 @@ def print_tables(rows: list[Row], methods: list[str], control: bool) -> None:
     print(head)
     print(rule)
     for row in rows:
-        line = f"| {row.scene} | {row.angle} | {row.faces} |"
+        line = f"| {row.scene} | {row.angle} | {row.faces} [{row.faces_sure}] |"
         for method in methods:
             cell = row.cells.get(method)
             line += f" {cell_text(cell, 'found')} | {cell_text(cell, 'leaked')} | {cell_text(cell, 'seconds')} |"
@@ -172,8 +179,8 @@ def print_tables(rows: list[Row], methods: list[str], control: bool) -> None:
     print("\nTotals per angle (faces: the judge's, on the scenes each method ran; leaked share of those):\n")
     head, rule = "| angle |", "|---:|"
     for method in methods:
-        head += f" scenes ({method}) | faces | leaked ({method}) | share | errors | s ({method}) |"
-        rule += "---:|---:|---:|---:|---:|---:|"
+        head += f" scenes ({method}) | faces [>= 0.6] | leaked ({method}) | share | leaked [>= 0.6] | share | errors | s ({method}) |"
+        rule += "---:|---:|---:|---:|---:|---:|---:|---:|"
     print(head)
     print(rule)
     angles = list(dict.fromkeys(row.angle for row in rows))
@@ -184,9 +191,13 @@ def print_tables(rows: list[Row], methods: list[str], control: bool) -> None:
             done = [r for r in picked if r.cells[method].error is None]
             faces = sum(r.faces for r in done)
             leaked = sum(r.cells[method].leaked or 0 for r in done)
+            sure_faces = sum(r.faces_sure or 0 for r in done)
+            sure = sum(r.cells[method].sure or 0 for r in done)
             seconds = sum(r.cells[method].seconds or 0.0 for r in done)
             share = f"{100 * leaked / faces:.1f} %" if faces else "-"
-            line += f" {len(picked)} | {faces} | {leaked} | {share} | {len(picked) - len(done)} | {seconds:.0f} |"
+            sure_share = f"{100 * sure / sure_faces:.1f} %" if sure_faces else "-"
+            line += (f" {len(picked)} | {faces} [{sure_faces}] | {leaked} | {share} | {sure} | {sure_share}"
+                     f" | {len(picked) - len(done)} | {seconds:.0f} |")
         print(line)
 
     print("\nCost per upright photo (angle 0 runs; compare before and after the orientation search):\n")
@@ -201,6 +212,26 @@ def print_tables(rows: list[Row], methods: list[str], control: bool) -> None:
             print(f"| {method} | {len(done)} | {faces} | {seconds / len(done):.1f} | {seconds / max(faces, 1):.2f} |")
 
 
+def load_rows(path: Path, root: Path) -> tuple[list[Row], list[str]]:
+    """Return the rows and methods of an ``--out`` file (older files lack the >= 0.6 counts: they are derived)."""
+    data = json.loads(path.read_text())
+    rows, methods, sure_faces = [], [], {}
+    for item in data:
+        if item.get("faces_sure") is None and item["scene"] not in sure_faces:
+            faces = judge_faces(cv2.imread(str(root / "data" / "scenes" / f"{item['scene']}.jpg")))
+            sure_faces[item["scene"]] = sum(f.score >= MARGINAL_SCORE for f in faces)
+        row = Row(item["scene"], item["angle"], item["faces"], control=item.get("control"),
+                  faces_sure=item.get("faces_sure", sure_faces.get(item["scene"])))
+        for method, values in item["cells"].items():
+            cell = Cell(**values)
+            if cell.sure is None and cell.error is None:
+                cell.sure = sum(leak["score"] >= MARGINAL_SCORE for leak in cell.leaks)
+            row.cells[method] = cell
+            methods += [method] if method not in methods else []
+        rows.append(row)
+    return rows, methods
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", help="the shared folder holding data/ (default: $CONDANON_SHARED or ../shared)")
@@ -212,10 +243,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detector", help="the product's detector (default: the Anonymizer's own default)")
     parser.add_argument("--control", action="store_true", help="also judge the un-anonymised round trip of each tilt")
     parser.add_argument("--out", type=Path, help="write every row, with each leaked face, to this JSON file")
+    parser.add_argument("--from-json", type=Path, help="print the tables of an earlier run's --out file (runs nothing)")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     root = shared_root(opts.shared)
+    if opts.from_json:
+        rows, methods = load_rows(opts.from_json, root)
+        print_tables(rows, methods, any(r.control is not None for r in rows))
+        return
     paths = scene_paths(root, opts.scenes.split(",") if opts.scenes else None, opts.limit)
     angles = [int(a) for a in opts.angles.split(",") if a.strip()]
     methods = [m.strip() for m in opts.method.split(",") if m.strip()]
@@ -238,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         faces = judge_faces(upright)
         for angle in angles:
             turn = Turn.of(angle, upright)
-            row = Row(path.stem, angle, len(faces))
+            row = Row(path.stem, angle, len(faces), faces_sure=sum(f.score >= MARGINAL_SCORE for f in faces))
             for method in methods:
                 if method == "synthetic" and synthetic_only is not None and path.stem not in synthetic_only:
                     continue
@@ -257,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {scene} {angle} {method}: {error}")
     if opts.out:
         opts.out.parent.mkdir(parents=True, exist_ok=True)
-        data = [{"scene": r.scene, "angle": r.angle, "faces": r.faces, "control": r.control,
+        data = [{"scene": r.scene, "angle": r.angle, "faces": r.faces, "faces_sure": r.faces_sure, "control": r.control,
                  "cells": {m: vars(c) for m, c in r.cells.items()}} for r in rows]
         opts.out.write_text(json.dumps(data, indent=1))
 
