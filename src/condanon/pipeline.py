@@ -21,7 +21,7 @@ import numpy as np
 from .attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from .conventional import OBSCURERS, Obscurer
 from .detection import DETECTORS, Detector
-from .errors import CondanonError, ConfigError
+from .errors import CondanonError, ConfigError, ModelError
 from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
@@ -241,6 +241,8 @@ class Anonymizer:
             else:
                 assert self.obscurer is not None
                 self.obscurer.apply(output, report.face.box)
+        except ModelError:
+            raise  # a broken model file is a configuration failure for the whole run, not one face's
         except Exception as error:
             log.debug("%s failed for face %d", self.method, report.index, exc_info=True)
             self._fall_back(output, report, f"{self.method} failed: {error}")

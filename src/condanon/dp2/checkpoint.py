@@ -8,15 +8,15 @@ tensor is an error, not a warning (the reference loader drops such keys silently
 
 from __future__ import annotations
 
+import collections
 import logging
 import pickle
-import types
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import ModelError, one_line
+from ..errors import ModelError, one_line, show_path
 from ..weights import MODELS, load_once, model_path
 from .generator import CONFIGS, FaceGenerator, GeneratorConfig, resample_filter_ok, state_dict_layout
 
@@ -54,7 +54,7 @@ def checkpoint_path(weights: str | Path) -> Path:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ModelError(
-            f"DeepPrivacy2 checkpoint {path} does not exist (give 'fdf256', 'fdf128' or the path of a checkpoint file)"
+            f"DeepPrivacy2 checkpoint {show_path(path)} does not exist (give 'fdf256', 'fdf128' or the path of a checkpoint file)"
         )
     return path
 
@@ -75,23 +75,31 @@ def _build(path: Path, config: GeneratorConfig | None, trusted: bool) -> FaceGen
 
 
 def read_checkpoint(path: Path, trusted: bool = False) -> dict[str, Any]:
-    """Return the checkpoint's top-level dict, read with ``weights_only`` (tensors and plain containers only).
+    """Return the checkpoint's top-level dict, always read with ``weights_only`` (tensors and plain containers).
 
-    A file that also pickles training objects (optimiser states, the trainer's EasyDict) is refused by
-    ``weights_only``; if it is a verified official file (``trusted``), it is read again with those
-    objects replaced by inert stand-ins, so nothing outside torch and the standard library is imported.
+    A file that also pickles training objects (optimiser states, the trainer's EasyDict) is refused,
+    unless it is a verified official file (``trusted``): then each of those names is allow-listed for
+    this one load as `_StandIn`, an inert stand-in that builds an empty dict and runs nothing of the
+    file's; the names of ``os``, ``sys``, ``posix`` and ``nt`` stay blocked. The full unpickler is never used.
     """
+    shown = show_path(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if trusted:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            if names:
+                log.info("%s pickles %s; reading them as inert stand-ins", path.name, ", ".join(sorted(names)))
+            with torch.serialization.safe_globals([(_StandIn, name) for name in names]):
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not trusted:
-            raise ModelError(f"{path} holds more than tensors and is not a verified official checkpoint: {one_line(error)}") from None
-        log.info("%s pickles training objects; reading it with stand-ins for them", path.name)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_stand_in_pickle)
+            raise ModelError(f"{shown} holds more than tensors and is not a verified official checkpoint: {one_line(error)}") from None
+        raise ModelError(f"{shown} holds objects that cannot be read safely: {one_line(error)}") from None
     except Exception as error:
-        raise ModelError(f"cannot read DeepPrivacy2 checkpoint {path}: {one_line(error)}") from None
+        raise ModelError(f"cannot read DeepPrivacy2 checkpoint {shown}: {one_line(error)}") from None
     if not isinstance(checkpoint, dict):
-        raise ModelError(f"{path} is not a DeepPrivacy2 checkpoint (it holds a {type(checkpoint).__name__}, not a dict)")
+        raise ModelError(f"{shown} is not a DeepPrivacy2 checkpoint (it holds a {type(checkpoint).__name__}, not a dict)")
     return checkpoint
 
 
@@ -101,7 +109,7 @@ def generator_state(checkpoint: dict[str, Any], path: Path) -> tuple[dict[str, t
     if state is None and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         state = checkpoint  # a bare state_dict
     if state is None:
-        raise ModelError(f"{path} has no generator weights (looked for {', '.join(STATE_KEYS)} or a bare state_dict)")
+        raise ModelError(f"{show_path(path)} has no generator weights (looked for {', '.join(STATE_KEYS)} or a bare state_dict)")
     state = dict(state)
     centers = state.pop("style_net.w_centers", None)
     if isinstance(checkpoint.get("w_centers"), torch.Tensor):
@@ -132,7 +140,7 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
     errors = layout_errors(model, state)
     if errors:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise ModelError(f"{path} does not fit the DeepPrivacy2 generator: {'; '.join(errors[:5])}{more}")
+        raise ModelError(f"{show_path(path)} does not fit the DeepPrivacy2 generator: {'; '.join(errors[:5])}{more}")
     model.load_state_dict(state, strict=True)
 
 
@@ -141,28 +149,16 @@ def _fitting_config(state: dict[str, torch.Tensor], path: Path) -> GeneratorConf
         with torch.device("meta"):
             if not layout_errors(FaceGenerator(config), state):
                 return config
-    raise ModelError(f"{path} fits neither the FDF256 nor the FDF128 generator; pass its configuration")
+    raise ModelError(f"{show_path(path)} fits neither the FDF256 nor the FDF128 generator; pass its configuration")
 
 
 class _StandIn:
-    """Takes the place of a class a trusted checkpoint pickles but this process does not have."""
+    """Takes the place of any class or function a verified official checkpoint pickles besides tensors.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
+    Whether the pickle creates it (``NEWOBJ``) or calls it (``REDUCE``), the result is an empty
+    ``OrderedDict`` (a type the weights-only unpickler can fill with items and attributes): nothing
+    of the file's code runs, and the object is never used.
+    """
 
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __setitem__(self, key: Any, value: Any) -> None:  # dict subclasses are rebuilt item by item
-        pass
-
-
-class _StandInUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return _StandIn
-
-
-_stand_in_pickle = types.SimpleNamespace(Unpickler=_StandInUnpickler, load=pickle.load, __name__="pickle")
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        return collections.OrderedDict()

@@ -8,12 +8,15 @@ synthetic method picks prototypes by those readings, because the estimators are 
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..errors import ModelError, one_line, show_path
 from ..types import EMOTIONS, Attributes, Box, Face
 from ..weights import load_once, model_path
 
@@ -95,24 +98,42 @@ class PrototypeBank:
 
     @classmethod
     def load(cls, path: str | Path) -> PrototypeBank:
-        """Return the bank stored at ``path`` (an ``.npz`` written by tools/build_prototype_bank.py)."""
-        with np.load(path) as data:
-            blob, offsets = data["jpeg"], data["offsets"]
-            images = np.stack(
-                [cv2.imdecode(blob[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR) for i in range(len(offsets) - 1)]
-            )
-            return cls(
-                images=images,
-                shapes=data["shapes"].astype(np.float64),
-                sex=data["sex"],
-                expression=data["expression"],
-                k=data["k"],
-                apparent_age=data["apparent_age"],
-                apparent_male=data["apparent_male"],
-                apparent_emotion=data["apparent_emotion"],
-                sface=data["sface"].astype(np.float32),
-                reference=data["reference"].astype(np.float64),
-            )
+        """Return the bank stored at ``path`` (an ``.npz`` written by tools/build_prototype_bank.py).
+
+        Raises `ModelError` naming the file and what is wrong when it cannot be read whole: a broken
+        bank is a configuration failure, never a reason to mask faces quietly.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                blob, offsets = data["jpeg"], data["offsets"]
+                images = []
+                for i in range(len(offsets) - 1):
+                    image = cv2.imdecode(blob[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
+                    if image is None:
+                        raise ValueError(f"prototype image {i} does not decode")
+                    images.append(image)
+                if not images:
+                    raise ValueError("it holds no prototypes")
+                bank = cls(
+                    images=np.stack(images),
+                    shapes=data["shapes"].astype(np.float64),
+                    sex=data["sex"],
+                    expression=data["expression"],
+                    k=data["k"],
+                    apparent_age=data["apparent_age"],
+                    apparent_male=data["apparent_male"],
+                    apparent_emotion=data["apparent_emotion"],
+                    sface=data["sface"].astype(np.float32),
+                    reference=data["reference"].astype(np.float64),
+                )
+        except KeyError as error:
+            raise ModelError(f"prototype bank {show_path(path)} is corrupt or of another version: no entry {error}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            raise ModelError(f"prototype bank {show_path(path)} cannot be read: {one_line(error)}") from None
+        count = len(bank.images)
+        if any(len(column) != count for column in (bank.shapes, bank.sex, bank.expression, bank.apparent_age, bank.sface)):
+            raise ModelError(f"prototype bank {show_path(path)} is corrupt: its columns differ in length")
+        return bank
 
     def __len__(self) -> int:
         return len(self.images)
