@@ -143,8 +143,10 @@ def test_partial_path_keeps_suffix_and_folder(tmp_path: Path) -> None:
 
 def test_clean_partials_removes_only_partials(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    keep = [out / "a.mp4", out / "sub" / "b.mov", out / ".hidden.mp4", out / "c.partial.mp4", out / ".x.partially.txt"]
-    drop = [partial_path(out / "x.mp4"), partial_path(out / "sub" / "deep" / "y.mov"), partial_path(out / "z")]
+    keep = [out / "a.mp4", out / "sub" / "b.mov", out / ".hidden.mp4", out / "c.partial.mp4", out / ".x.partially.txt",
+            partial_path(out / "x.mp4"), partial_path(out / "z")]  # partial-looking names the job did not record: a user's
+    with Job(out, "s") as job:
+        drop = [job.partial_for(out / "x.mp4"), job.partial_for(out / "sub" / "deep" / "y.mov"), job.partial_for(out / "z")]
     for path in keep + drop:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"data")

@@ -12,13 +12,26 @@ import hashlib
 import io
 import json
 import logging
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import CondanonError
-from .imageio import IMAGE_SUFFIXES, list_images, metadata_of, write_atomic, write_image
+from .errors import CondanonError, ImageError, ModelError, one_line, show_path
+from .imageio import (
+    IMAGE_SUFFIXES,
+    Frames,
+    check_writable,
+    list_images,
+    metadata_of,
+    read_frames,
+    remove_stale_temps,
+    write_atomic,
+    write_frames,
+    write_image,
+)
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
 METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
@@ -36,9 +49,20 @@ def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
 
 
 def _error(message: str) -> None:
+    """Print ``message`` as one ``condanon: error:`` line, control characters escaped (a file name cannot forge lines)."""
     from tqdm import tqdm
 
-    tqdm.write(f"condanon: error: {message}", file=sys.stderr)  # keeps a running progress bar intact
+    tqdm.write(f"condanon: error: {show_path(message)}", file=sys.stderr)  # keeps a running progress bar intact
+
+
+class _OneLine(logging.Formatter):
+    """Log records as one line each: control characters escaped, tracebacks left out (they never reach stderr)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        return show_path(self.formatMessage(record))
 
 
 def _anonymizer(args: argparse.Namespace) -> Any:
@@ -63,20 +87,109 @@ def _anonymizer(args: argparse.Namespace) -> Any:
 
 
 def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
+    """Return where an input goes: ``out/relative``; a suffix condanon does not write gets ``.png`` added (``x.jfif.png``)."""
     if single_file_target:
         return out
     target = out / relative
     if target.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
-        target = target.with_suffix(".png")
+        target = target.with_name(target.name + ".png")  # the source suffix stays: x.jfif and x.png stay apart
     return target
 
 
-def list_media(inputs: list[str]) -> list[tuple[Path, Path]]:
+def list_media(inputs: list[str], exclude: list[Path] | None = None, errors: list[str] | None = None) -> list[tuple[Path, Path]]:
     """Return ``(file, relative_name)`` for every input file and every image or video under input folders.
 
-    Hidden files are left out of folders: they include the temporary outputs of an interrupted job.
+    Hidden files are left out of folders (they include the temporary outputs of an interrupted job),
+    and so are the folders in ``exclude`` (the output folder, when it lies inside an input folder).
     """
-    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True)
+    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True, exclude=exclude, errors=errors)
+
+
+def _claims(target: Path, video: bool) -> list[Path]:
+    """Return every file an input writes: its output, and for a video the track report and box CSV beside it."""
+    if not video:
+        return [target]
+    return [target, target.with_name(target.stem + ".tracks.json"), target.with_name(target.stem + ".boxes.csv")]
+
+
+def _plan(inputs: list[tuple[Path, Path]], out: Path, single: bool) -> list[tuple[Path, Path, str | None]]:
+    """Return ``(input, output, refusal)`` per input, refusals found before any work.
+
+    An input given twice is kept once. Inputs whose outputs (or video side files) would have the same
+    name are all refused: none of them would be written as the user expects, and no output is ever
+    the result of two inputs. So is an output that would overwrite another input.
+    """
+    unique: list[tuple[Path, Path]] = []
+    seen: set[tuple[str, str]] = set()
+    for path, relative in inputs:
+        key = (os.path.realpath(path), str(relative))
+        if key in seen:
+            log.info("%s: given twice, done once", path)
+            continue
+        seen.add(key)
+        unique.append((path, relative))
+    targets = [_output_path(out, relative, single) for _, relative in unique]
+    owners: dict[str, list[int]] = {}
+    for index, ((path, _), target) in enumerate(zip(unique, targets)):
+        for claimed in _claims(target, is_video(path)):
+            owners.setdefault(os.path.normcase(os.path.abspath(claimed)), []).append(index)
+    sources = {os.path.normcase(os.path.realpath(path)): index for index, (path, _) in enumerate(unique)}
+    refusals: dict[int, str] = {}
+    for claimed, indices in owners.items():
+        for index in indices:
+            others = [unique[j][0] for j in indices if j != index]
+            if others and index not in refusals:
+                more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+                refusals[index] = (
+                    f"{show_path(unique[index][0])}: same output name as {show_path(others[0])}{more} "
+                    f"({show_path(claimed)}); none of them is written: rename one, or give them separate runs"
+                )
+    for index, target in enumerate(targets):
+        other = sources.get(os.path.normcase(os.path.realpath(target)))
+        if other is not None and other != index and index not in refusals:
+            refusals[index] = f"{show_path(unique[index][0])}: its output {show_path(target)} would overwrite the input {show_path(unique[other][0])}"
+    return [(path, targets[index], refusals.get(index)) for index, (path, _) in enumerate(unique)]
+
+
+def _check_report(report: str | None) -> None:
+    """Raise `CondanonError` (a usage error) unless a report can be written at ``report``; before any work."""
+    if not report:
+        return
+    path = Path(report)
+    if path.is_dir():
+        raise CondanonError(f"--report {show_path(path)}: is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CondanonError(f"--report {show_path(path)}: the file is not writable")
+    check_writable(path.parent or Path("."), f"--report {show_path(path)}")
+
+
+def _write_report(report: str, data: dict[str, Any]) -> int:
+    """Write the JSON report; return 0, or 1 after one error line when it cannot be written (outputs are kept)."""
+    try:
+        write_atomic(report, json.dumps(data, indent=2).encode())
+    except OSError as error:
+        _error(f"{show_path(report)}: cannot write the report ({error.strerror or one_line(error)}); the outputs are kept")
+        return 1
+    return 0
+
+
+def _video_errors(report: dict[str, Any]) -> list[str]:
+    """Return the one-line errors a video's summary carries (its output is kept, the input counts as failed)."""
+    return [str(e) for e in report.get("errors") or []]
+
+
+def _regular_file(path: Path) -> None:
+    """Raise `ImageError` unless ``path`` is a regular file (a FIFO, socket or device would hang or never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{show_path(path)}: no such file") from None
+    except OSError as error:
+        raise ImageError(f"{show_path(path)}: cannot read: {error.strerror or one_line(error)}") from None
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{show_path(path)}: is a folder, not an image")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{show_path(path)}: not a regular file (a FIFO, socket or device is never read)")
 
 
 def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
@@ -111,7 +224,7 @@ def _frame_progress(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
 
 def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path | None, partial: Path | None = None) -> dict[str, Any]:
     """Anonymise one video or stream into ``target``; write its track report and box CSV beside it; return the report."""
-    progress, bar = _frame_progress(args, Path(source).name)
+    progress, bar = _frame_progress(args, show_path(Path(source).name))
     try:
         report = videos.run(source, target, _encode_options(args), partial=partial, progress=progress)
     finally:
@@ -129,67 +242,129 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _anonymize_image(args: argparse.Namespace, anonymizer: Any, path: Path, target: Path) -> dict[str, Any]:
+    """Anonymise every frame (or page) of the image at ``path`` into ``target``; return its report."""
+    frames = read_frames(path)
+    results = []
+    for image in frames.images:
+        result = anonymizer.anonymize(image)
+        result.source = str(path)
+        results.append(result)
+    metadata = metadata_of(path) if args.keep_metadata else None
+    if len(results) == 1:
+        write_image(target, results[0].bgr, metadata)
+        report = results[0].to_dict()
+    else:
+        write_frames(target, Frames([r.bgr for r in results], frames.format, frames.durations, frames.loop), metadata)
+        report = results[0].to_dict()
+        report["frames"] = len(results)
+        report["faces"] = [face | {"frame": index} for index, r in enumerate(results) for face in r.to_dict()["faces"]]
+    log.info("%s -> %s (%d faces, %d frames)", path, target, len(report["faces"]), len(results))
+    return report
+
+
 def cmd_anonymize(args: argparse.Namespace) -> int:
     """Anonymise every input image, video or stream into the output folder (or file); return the exit status.
 
     A folder output is a resumable job: finished files are recorded in a small SQLite file there and
     skipped by the next run with the same options; outputs appear only complete (temporary name, then
-    a rename), so a crash or Ctrl-C leaves nothing half-written.
+    a rename), so a crash or Ctrl-C leaves nothing half-written. What can be checked before the work
+    is: the output and report places must be writable, ``-o`` must not be an existing file for several
+    inputs, and no two inputs may share an output name.
     """
     out = Path(args.output)
     if len(args.inputs) == 1 and is_stream(args.inputs[0]):
-        anonymizer = _anonymizer(args)
+        _check_report(args.report)
         target = None if args.output == "none" else out
+        if target is not None:
+            if target.is_dir():
+                raise CondanonError(f"-o {show_path(target)}: is a folder; a stream needs an output file (or 'none')")
+            check_writable(target.parent, f"output {show_path(target)}")
+        anonymizer = _anonymizer(args)
         data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target)
+        errors = _video_errors(data)
+        for error in errors:
+            _error(error)
+        status = 1 if errors else 0
         if args.report:
-            write_atomic(args.report, json.dumps(data, indent=2).encode())
+            status = max(status, _write_report(args.report, data))
         if not args.quiet:
             print(f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr)
-        return 0
-    inputs = list_media(args.inputs)
-    if not inputs:
+        return status
+    walk_errors: list[str] = []
+    inputs = list_media(args.inputs, exclude=[out], errors=walk_errors)
+    if not inputs and not walk_errors:
         _error("no input images or videos found")
         return 1
     single = len(inputs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not out.is_dir()
+    if not single and (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise CondanonError(
+            f"-o {show_path(out)}: an existing file, not a folder; {len(inputs)} inputs need an output folder"
+            if len(inputs) > 1 else f"-o {show_path(out)}: an existing file that is not an image or video name; give a folder or an image file"
+        )
+    _check_report(args.report)
+    check_writable(out.parent if single else out, f"output {show_path(out)}")
+    plan = _plan(inputs, out, single)
     anonymizer = _anonymizer(args)
     videos = None
     job = None
     if not single:
-        from .video.job import Job, clean_partials
+        from .video.job import Job
 
-        job = Job(out, _settings_digest(args))
-        for leftover in clean_partials(out):
-            log.info("removed %s (left by an interrupted run)", leftover)
+        try:
+            job = Job(out, _settings_digest(args))
+        except OSError as error:
+            raise CondanonError(f"output {show_path(out)}: cannot keep the job state there ({error.strerror or one_line(error)})") from None
+        job.clean_partials()
+        remove_stale_temps(out, recursive=True)
     failures = skipped = 0
     reports = []
+    for message in walk_errors:
+        failures += 1
+        _error(message)
+        reports.append({"error": message})
     try:
-        for path, relative in _progress(inputs, args.quiet, "anonymizing"):
-            target = _output_path(out, relative, single)
+        for path, target, refusal in _progress(plan, args.quiet, "anonymizing"):
+            if refusal is not None:
+                failures += 1
+                _error(refusal)
+                reports.append({"source": str(path), "error": refusal})
+                if job is not None:
+                    job.failed(path, target, refusal)
+                continue
             if job is not None and not job.needs(path, target):
                 skipped += 1
                 log.info("%s: done in an earlier run, skipped", path)
                 continue
             try:
                 if target.resolve() == path.resolve():
-                    raise CondanonError(f"{path}: output would overwrite the input")
+                    raise CondanonError(f"{show_path(path)}: output would overwrite the input")
+                _regular_file(path)
                 if job is not None:
                     job.start(path, target)
                 if is_video(path):
                     if videos is None:
                         videos = _video_anonymizer(args, anonymizer)
-                    from .video.job import partial_path
-
-                    report = _run_video(args, videos, str(path), target, partial_path(target))
+                    partial = job.partial_for(target) if job is not None else None
+                    report = _run_video(args, videos, str(path), target, partial)
+                    errors = _video_errors(report)
+                    if errors:  # the output is written and kept; the input still failed
+                        report["output"] = str(target)
+                        reports.append(report)
+                        failures += 1
+                        for error in errors:
+                            _error(error)
+                        if job is not None:
+                            job.failed(path, target, "; ".join(errors))
+                        continue
                 else:
-                    result = anonymizer.anonymize(path)
-                    metadata = metadata_of(path) if args.keep_metadata else None
-                    write_image(target, result.bgr, metadata)
-                    report = result.to_dict()
-                    log.info("%s -> %s (%d faces)", path, target, len(result.reports))
+                    report = _anonymize_image(args, anonymizer, path, target)
                 report["output"] = str(target)
                 reports.append(report)
                 if job is not None:
                     job.done(path, target)
+            except ModelError:
+                raise  # a broken model is a configuration failure: the run stops (exit 2)
             except CondanonError as error:
                 failures += 1
                 _error(str(error))
@@ -198,31 +373,34 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                     job.failed(path, target, str(error))
             except Exception as error:  # one broken input must not end the batch
                 failures += 1
-                _error(f"{path}: {type(error).__name__}: {error}")
-                reports.append({"source": str(path), "error": f"{type(error).__name__}: {error}"})
+                text = f"{show_path(path)}: {type(error).__name__}: {one_line(error)}"
+                log.debug("%s failed", path, exc_info=True)
+                _error(text)
+                reports.append({"source": str(path), "error": text})
                 if job is not None:
-                    job.failed(path, target, f"{type(error).__name__}: {error}")
+                    job.failed(path, target, text)
     finally:
         if job is not None:
             job.close()
+    input_failures = failures - len(walk_errors)
     if args.report:
         summary = {
             "condanon": __version__,
             "method": args.method,
             "seed": args.seed,
-            "inputs": len(inputs),
+            "inputs": len(plan),
             "skipped": skipped,
             "failed": failures,
             "faces": sum(len(r.get("faces", [])) for r in reports),
             "tracks": sum(len(r.get("tracks", [])) for r in reports),
             "results": reports,
         }
-        write_atomic(args.report, json.dumps(summary, indent=2).encode())
+        failures += _write_report(args.report, summary)
     if not args.quiet:
         faces = sum(len(r.get("faces", [])) for r in reports)
         tracks = sum(len(r.get("tracks", [])) for r in reports)
         done_before = f", {skipped} done before" if skipped else ""
-        print(f"{len(inputs) - failures}/{len(inputs)} inputs anonymized{done_before}, {faces} faces in images, "
+        print(f"{len(plan) - input_failures}/{len(plan)} inputs anonymized{done_before}, {faces} faces in images, "
               f"{tracks} tracks in videos", file=sys.stderr)
     return 1 if failures else 0
 
@@ -467,18 +645,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="condanon: %(levelname)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLine("condanon: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return int(args.func(args))
-    except CondanonError as error:
-        _error(str(error))
+    except CondanonError as error:  # usage and configuration: a broken model, an unwritable output or report
+        _error(one_line(error, whole=True))
         return 2
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except OSError as error:  # an input or output the system refused, found late
+        log.debug("failed", exc_info=True)
+        _error(f"{show_path(error.filename) + ': ' if error.filename else ''}{error.strerror or one_line(error)}")
+        return 1
+    except Exception as error:  # never a traceback: one line, and -v logs what is known
+        log.debug("failed", exc_info=True)
+        _error(f"internal error: {type(error).__name__}: {one_line(error)}")
+        return 1
 
 
 if __name__ == "__main__":

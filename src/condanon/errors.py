@@ -31,3 +31,26 @@ def one_line(error: BaseException, whole: bool = False) -> str:
     text = str(error).strip()
     line = " ".join(text.split()) if whole else (text.splitlines()[0] if text else "")
     return line or type(error).__name__
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def show_path(path: object) -> str:
+    """Return ``path`` as text safe for one line of a terminal: control characters escaped as ``repr`` does.
+
+    Newlines, carriage returns, ANSI escape sequences, bidirectional overrides and undecodable bytes
+    (surrogates) become ``\\n``, ``\\x1b``, ``\\u202e``..., so a file name cannot forge or hide a line.
+    Used for every path (and every message holding one) that reaches stderr.
+    """
+    text = str(path)
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

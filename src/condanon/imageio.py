@@ -6,27 +6,40 @@ half-image), it has 3 or fewer channels, and its size is between `MIN_SIDE` and 
 
 from __future__ import annotations
 
+import glob
 import io
+import logging
 import os
-import tempfile
+import re
+import secrets
+import stat
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, one_line
+from .errors import CondanonError, ImageError, one_line, show_path
 from .types import Channels
+
+log = logging.getLogger(__name__)
 
 MIN_SIDE = 8
 MAX_PIXELS = 150_000_000
-"""Larger inputs are refused (a 12k x 12k frame): they are decompression bombs or mistakes."""
+"""Larger inputs are refused (a 12k x 12k frame): they are decompression bombs or mistakes.
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+Checked here from the header, before anything is decoded; Pillow's own global guard
+(``Image.MAX_IMAGE_PIXELS``) belongs to the host program and is left as it is.
+"""
 
-# PIL's own bomb guard would warn below MAX_PIXELS and raise above 2x; we check ourselves.
-Image.MAX_IMAGE_PIXELS = None
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF",
+}
+_BOMB = re.compile(r"\((\d+) pixels\)")
 
 
 def _check_shape(shape: tuple[int, ...], what: str) -> None:
@@ -47,7 +60,7 @@ def as_bgr(image: Any, channels: Channels = "bgr") -> tuple[np.ndarray, Channels
 
     numpy arrays are taken in the order named by ``channels`` (OpenCV's ``"bgr"`` by default); PIL
     images are RGB by nature, so their results come back as ``"rgb"``. The caller's array is never
-    modified: the returned array is always a new one.
+    modified: the returned array is always a new one. See `array_to_bgr` for the dtypes and shapes read.
     """
     if isinstance(image, (str, os.PathLike)):
         return read_image(image), "bgr", str(image)
@@ -58,62 +71,179 @@ def as_bgr(image: Any, channels: Channels = "bgr") -> tuple[np.ndarray, Channels
     raise ImageError(f"cannot read an image from a {type(image).__name__}; give a path, a PIL image or a numpy array")
 
 
-def array_to_bgr(array: np.ndarray, channels: Channels = "bgr") -> np.ndarray:
-    """Return a new contiguous BGR uint8 copy of an ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array."""
+def array_to_bgr(array: np.ndarray, channels: Channels = "bgr", what: str = "array") -> np.ndarray:
+    """Return a new contiguous BGR uint8 copy of an ``(H, W)`` or ``(H, W, C)`` array, C in 1..4.
+
+    dtypes: uint8 as is; uint16 scaled down by 257; bool as 0/255; other integers when their values
+    are 0..255; floats in [0, 1] times 255, floats in [0, 255] as they are (NaN, infinities and other
+    ranges are refused). Channels: 1 or 2 (grey, grey+alpha) become 3 grey ones; a 4th (alpha) is dropped.
+    Anything else raises `ImageError` with one line.
+    """
     if channels not in ("bgr", "rgb"):
         raise ImageError(f"channels must be 'bgr' or 'rgb', not {channels!r}")
-    _check_shape(array.shape, "array")
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
-            array = np.clip(np.nan_to_num(array) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        else:
-            array = np.clip(np.nan_to_num(array), 0, 255).astype(np.uint8)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
+        raise ImageError(f"{what} of shape {array.shape} is not an image (want HxW or HxWxC with C = 1, 2, 3 or 4)")
+    _check_shape(array.shape, what)
+    array = _to_uint8(array, what)
     if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    elif array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ImageError(f"array of shape {array.shape} is not an image (want HxW, HxWx3 or HxWx4)")
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
+        array = array[:, :, None]
+    if array.shape[2] in (1, 2):
+        array = np.repeat(array[:, :, :1], 3, axis=2)
     array = array[:, :, :3]
     if channels == "rgb":
         array = array[:, :, ::-1]
-    return np.ascontiguousarray(array).copy()
+    return np.array(array, dtype=np.uint8, order="C", copy=True)
+
+
+def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
+    """Return ``array``'s pixel values as uint8 (see `array_to_bgr`); raise `ImageError` for what is not pixels."""
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "u" and size == 1:
+        return array
+    if kind == "b":
+        return array.astype(np.uint8) * np.uint8(255)
+    if kind == "u" and size == 2:
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if kind in "iu":
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise ImageError(f"{what}: {array.dtype} values {low}..{high} are not pixel values (want 0..255, or uint16)")
+        return array.astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(array).all():
+            raise ImageError(f"{what}: {array.dtype} array holds NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 255:
+            raise ImageError(f"{what}: {array.dtype} values {low:g}..{high:g} are not pixel values (want 0..1, or 0..255)")
+        scale = 255.0 if high <= 1.0 else 1.0
+        return np.clip(array.astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8)
+    raise ImageError(f"{what}: unsupported dtype {array.dtype} (want uint8, uint16, bool, integers or floats)")
 
 
 def pil_to_bgr(image: Image.Image, what: str) -> np.ndarray:
-    """Return a BGR uint8 array of a PIL image, upright according to its EXIF orientation."""
+    """Return a BGR uint8 array of a PIL image, upright according to its EXIF orientation.
+
+    16-bit and 32-bit modes (``I;16``, ``I``, ``F``) are scaled to 8 bits (see `array_to_bgr`), not clipped.
+    """
+    width, height = image.size
+    _check_shape((height, width), what)
     try:
         image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block must not stop us reading the pixels
         pass
+    if image.mode.startswith("I;16"):
+        return array_to_bgr(np.asarray(image).astype(np.uint16), "bgr", what)
+    if image.mode == "I":
+        pixels = np.asarray(image)
+        high = int(pixels.max()) if pixels.size else 0
+        if 255 < high <= 65535 and int(pixels.min()) >= 0:  # 16-bit values held in 32 bits
+            pixels = pixels.astype(np.uint16)
+        return array_to_bgr(pixels, "bgr", what)
+    if image.mode == "F":
+        return array_to_bgr(np.asarray(image), "bgr", what)
     if image.mode != "RGB":
-        image = image.convert("RGB")
+        try:
+            image = image.convert("RGB")
+        except (ValueError, OSError) as error:
+            raise ImageError(f"{what}: cannot convert its {image.mode} pixels to RGB ({one_line(error)})") from None
     rgb = np.asarray(image)
     _check_shape(rgb.shape, what)
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Return the image at ``path`` as a BGR uint8 array; raise `ImageError` with one line if it cannot be used."""
-    name = str(path)
-    if not os.path.exists(name):
-        raise ImageError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise ImageError(f"{name}: is a folder, not an image")
+@dataclass
+class Frames:
+    """The frames (or pages) of an image file as BGR arrays, with what is needed to write them back."""
+
+    images: list[np.ndarray]
+    format: str | None = None
+    durations: list[int] = field(default_factory=list)
+    loop: int | None = None
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[str, Image.Image]:
+    """Return the name and the opened (not decoded) image at ``path``, its size checked from the header."""
+    name = show_path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(name) as image:
-                width, height = image.size
-                _check_shape((height, width), name)
-                image.load()  # decodes everything now: a truncated file raises here
-                return pil_to_bgr(image, name)
-    except ImageError:
-        raise
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except OSError as error:
+        raise ImageError(f"{name}: cannot read: {error.strerror or one_line(error)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{name}: is a folder, not an image")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{name}: not a regular file (a FIFO, socket or device is never read)")
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        found = _BOMB.search(str(error))
+        pixels = int(found.group(1)) if found else None
+        if pixels is not None and pixels > MAX_PIXELS:
+            raise ImageError(f"{name}: image is {pixels / 1e6:.0f} MP, over the {MAX_PIXELS / 1e6:.0f} MP limit") from None
+        raise ImageError(f"{name}: refused by the host program's Pillow pixel limit ({one_line(error)})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unknown or unsupported format)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{name}: unreadable or truncated image ({one_line(error)})") from None
+    try:
+        width, height = image.size
+        _check_shape((height, width), name)
+    except BaseException:
+        image.close()
+        raise
+    return name, image
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Return the image at ``path`` as a BGR uint8 array; raise `ImageError` with one line if it cannot be used.
+
+    A file of several frames or pages (animated GIF, multi-page TIFF) is refused rather than cut to
+    its first: read it with `read_frames`.
+    """
+    frames = read_frames(path, max_frames=1)
+    return frames.images[0]
+
+
+def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> Frames:
+    """Return every frame (or page) of the image at ``path``, each checked and decoded completely.
+
+    More frames than ``max_frames`` raise `ImageError` (never a silent cut); so do more pixels in all
+    the frames together than `MAX_PIXELS`.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        name, image = _open(path)
+        with image:
+            try:
+                count = int(getattr(image, "n_frames", 1) or 1)
+                if image.format == "MPO" and count > 1:  # a camera JPEG with previews or a stereo pair after the photo
+                    log.info("%s: reading the primary image of %d (MPO)", name, count)
+                    count = 1
+                width, height = image.size
+                if max_frames is not None and count > max_frames:
+                    raise ImageError(
+                        f"{name}: has {count} frames or pages; anonymise it with the condanon command, which writes "
+                        "them all, or read each one with condanon.imageio.read_frames"
+                    )
+                if count * width * height > MAX_PIXELS:
+                    raise ImageError(
+                        f"{name}: {count} frames of {width}x{height} px, over the {MAX_PIXELS / 1e6:.0f} MP limit in all"
+                    )
+                frames = Frames([], image.format, loop=image.info.get("loop"))
+                for index in range(count):
+                    if count > 1:
+                        image.seek(index)
+                    image.load()  # decodes everything now: a truncated file raises here
+                    frames.durations.append(int(image.info.get("duration", 0) or 0))
+                    frames.images.append(pil_to_bgr(image, name))
+                return frames
+            except ImageError:
+                raise
+            except Image.DecompressionBombError as error:
+                raise ImageError(f"{name}: over the pixel limit ({one_line(error)})") from None
+            except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+                raise ImageError(f"{name}: unreadable or truncated image ({one_line(error)})") from None
 
 
 def metadata_of(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -132,26 +262,108 @@ def metadata_of(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def encode_image(bgr: np.ndarray, suffix: str, metadata: dict[str, Any] | None = None, quality: int = 95) -> bytes:
     """Return the encoded bytes of a BGR image in the format named by ``suffix`` (no metadata unless given)."""
+    return encode_frames(Frames([bgr]), suffix, metadata, quality)
+
+
+def encode_frames(frames: Frames, suffix: str, metadata: dict[str, Any] | None = None, quality: int = 95) -> bytes:
+    """Return the encoded bytes of every frame of ``frames`` in the format named by ``suffix``.
+
+    Several frames need a format that holds them (GIF, TIFF, PNG, WebP): they are written as an
+    animation or a multi-page file, with the frames' durations and loop count when known.
+    """
     suffix = suffix.lower()
-    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
-    if suffix not in formats:
-        raise ImageError(f"cannot write images as {suffix or 'files without a suffix'} (use one of {', '.join(formats)})")
-    image = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    if suffix not in _FORMATS:
+        raise ImageError(f"cannot write images as {suffix or 'files without a suffix'} (use one of {', '.join(_FORMATS)})")
+    kind = _FORMATS[suffix]
+    images = [Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])) for bgr in frames.images]
+    if len(images) > 1 and kind not in ("GIF", "TIFF", "PNG", "WEBP"):
+        raise ImageError(f"cannot write {len(images)} frames as {suffix} (one image only): use .gif, .tif, .png or .webp")
     options: dict[str, Any] = dict(metadata or {})
-    if formats[suffix] in ("JPEG", "WEBP"):
+    if kind in ("JPEG", "WEBP"):
         options["quality"] = quality
-    if formats[suffix] == "BMP":
+    if kind in ("BMP", "GIF"):
         options = {}
+    if len(images) > 1:
+        options.update(save_all=True, append_images=images[1:])
+        if kind in ("GIF", "PNG", "WEBP") and any(frames.durations):
+            options["duration"] = [max(d, 1) for d in frames.durations]
+        if kind in ("GIF", "PNG", "WEBP") and frames.loop is not None:
+            options["loop"] = frames.loop
     buffer = io.BytesIO()
-    image.save(buffer, format=formats[suffix], **options)
+    images[0].save(buffer, format=kind, **options)
     return buffer.getvalue()
 
 
+TEMP_PATTERN = re.compile(r"^\..+\.condanon-(\d+)-[0-9a-f]{8}\.tmp$")
+"""Names of the temp files `write_atomic` writes (``.<name>.condanon-<pid>-<random>.tmp``): ours, nobody else's."""
+
+
+def _temp_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.condanon-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def _alive(pid: int) -> bool:
+    """Return whether process ``pid`` may still be running (unknown counts as running)."""
+    if pid == os.getpid() or os.name == "nt":  # os.kill(pid, 0) would end the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None, recursive: bool = False) -> list[Path]:
+    """Return the temp files of `write_atomic` left in ``folder`` by processes that died, after deleting them.
+
+    Only names of `TEMP_PATTERN` whose process is gone are removed (of target ``name`` only, when
+    given; in subfolders too, when ``recursive``): never a file of the user's, nor a write still running.
+    """
+    pattern = f".{glob.escape(name)}.condanon-*.tmp" if name is not None else ".*.condanon-*.tmp"
+    folder = Path(folder)
+    candidates = folder.rglob(pattern) if recursive else folder.glob(pattern)
+    removed = []
+    try:
+        for path in sorted(candidates):
+            found = TEMP_PATTERN.match(path.name)
+            if found is None or _alive(int(found.group(1))):
+                continue
+            try:
+                if stat.S_ISREG(path.lstat().st_mode):
+                    path.unlink()
+                    removed.append(path)
+                    log.info("removed %s (left by a write that was killed)", show_path(path))
+            except OSError as error:
+                log.debug("cannot remove %s: %s", show_path(path), error)
+    except OSError as error:
+        log.debug("cannot look for stale temp files in %s: %s", show_path(folder), error)
+    return removed
+
+
+def _create_temp(target: Path) -> tuple[int, Path]:
+    """Return a new, exclusive temp file beside ``target``: its descriptor and path (mode 0666 less the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = _temp_path(target)
+        try:
+            return os.open(tmp, flags, 0o666), tmp  # the mode a plain open() gives: the umask applies
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp name beside {target}")
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename: never a half-written file."""
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename: never a half-written file.
+
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask); a temp file that a
+    killed earlier write of the same target left behind is removed first.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target.parent, target.name)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -159,9 +371,25 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def check_writable(folder: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Return None if files can be written in ``folder`` (or, while it is missing, made in its nearest existing
+    parent); raise `CondanonError` with one line if not. Nothing is left behind: the probe file is removed."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CondanonError(f"{what}: {show_path(probe)} is not a folder")
+    try:
+        fd, tmp = _create_temp(probe / "probe")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as error:
+        raise CondanonError(f"{what}: cannot write in {show_path(probe)} ({error.strerror or one_line(error)})") from None
 
 
 def write_image(
@@ -171,24 +399,66 @@ def write_image(
     write_atomic(path, encode_image(bgr, Path(path).suffix, metadata, quality))
 
 
+def write_frames(path: str | os.PathLike[str], frames: Frames, metadata: dict[str, Any] | None = None, quality: int = 95) -> None:
+    """Encode every frame of ``frames`` by the suffix of ``path`` (animation or pages) and write them atomically."""
+    write_atomic(path, encode_frames(frames, Path(path).suffix, metadata, quality))
+
+
 def list_images(
-    inputs: list[str], suffixes: tuple[str, ...] = IMAGE_SUFFIXES, skip_hidden: bool = False
+    inputs: list[str],
+    suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+    skip_hidden: bool = False,
+    exclude: list[Path] | None = None,
+    errors: list[str] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Return ``(file, relative_name)`` for every input file and every file with one of ``suffixes`` under input folders.
 
-    Folders are walked recursively and sorted (without files whose name starts with a dot when
-    ``skip_hidden``); files named directly are kept whatever their suffix,
-    so that a wrong file gets its own error instead of being skipped silently.
+    Folders are walked recursively and sorted, following links to folders once each (a link loop
+    ends there), without the folders in ``exclude`` (the output folder of a job) and without files
+    whose name starts with a dot when ``skip_hidden``. What is not a regular file (a FIFO, a socket,
+    a device, a broken link) is skipped with a log line. Folders that cannot be read add a one-line
+    message to ``errors`` (when given). Files named directly are kept whatever they are, so that a
+    wrong file gets its own error instead of being skipped silently.
     """
+    excluded = {os.path.realpath(p) for p in exclude or []}
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         root = Path(item)
-        if root.is_dir():
-            for file in sorted(
-                p for p in root.rglob("*")
-                if p.is_file() and p.suffix.lower() in suffixes and not (skip_hidden and p.name.startswith("."))
-            ):
-                found.append((file, file.relative_to(root)))
-        else:
+        if not root.is_dir():
             found.append((root, Path(root.name)))
+            continue
+        seen: set[tuple[int, int]] = set()
+        walked: list[tuple[Path, Path]] = []
+
+        def unreadable(error: OSError) -> None:
+            message = f"{show_path(error.filename)}: cannot read this folder ({error.strerror or one_line(error)})"
+            if errors is not None:
+                errors.append(message)
+            log.warning("%s", message)
+
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable):
+            try:
+                st = os.stat(dirpath)
+            except OSError:
+                dirnames[:] = []
+                continue
+            if (st.st_dev, st.st_ino) in seen or os.path.realpath(dirpath) in excluded:
+                log.info("%s: skipped (%s)", show_path(dirpath), "walked already: a link loop" if (st.st_dev, st.st_ino) in seen else "the output folder")
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            dirnames.sort()
+            for name in filenames:
+                path = Path(dirpath) / name
+                if Path(name).suffix.lower() not in suffixes or (skip_hidden and name.startswith(".")):
+                    continue
+                try:
+                    regular = stat.S_ISREG(os.stat(path).st_mode)
+                except OSError:
+                    regular = False
+                if not regular:
+                    log.info("%s: skipped (not a regular file)", show_path(path))
+                    continue
+                walked.append((path, path.relative_to(root)))
+        found += sorted(walked, key=lambda pair: pair[1])
     return found

@@ -3,8 +3,10 @@
 `condanon anonymize FOLDER -o OUT` records each input in ``OUT/.condanon-job.sqlite``: a rerun after a
 crash or Ctrl-C skips the files already done (same input size, mtime and settings, output present)
 and redoes the rest, including those that were running when the process died. Outputs are written
-under a hidden partial name (`partial_path`) and renamed into place by `finish` only when complete,
-so a target that exists is a whole file; `clean_partials` removes what an interrupted run left.
+under a hidden partial name (`Job.partial_for`: ``.<stem>.condanon-<random>.partial<suffix>``, recorded in
+the job file before it is written) and renamed into place by `finish` only when complete, so a target
+that exists is a whole file; `clean_partials` removes what an interrupted run left, and only that: the
+partial files the job recorded, never another file of the output folder, whatever its name.
 One job per output folder at a time: a lock file next to the database refuses a second one.
 """
 
@@ -13,14 +15,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import CondanonError
+from ..errors import CondanonError, show_path
 
 try:
     import fcntl
@@ -34,7 +38,8 @@ LOCK_FILE = ".condanon-job.lock"
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
 
-_PARTIAL = re.compile(r"^\..+\.partial(\.[^.]+)?$")
+_PARTIAL = re.compile(r"^\..*\.condanon-[0-9a-f]{8}\.partial(\.[^.]+)?$")
+_PARTIALS = "CREATE TABLE IF NOT EXISTS partials (path TEXT PRIMARY KEY, target TEXT NOT NULL)"
 _COLUMNS = "source, target, status, error, size, mtime_ns, settings, started, finished"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -93,13 +98,14 @@ class Job:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
                 raise CondanonError(
-                    f"{self.path} has job format {version}, this condanon reads {SCHEMA_VERSION}; "
+                    f"{show_path(self.path)} has job format {version}, this condanon reads {SCHEMA_VERSION}; "
                     "delete it to start over"
                 )
+            db.execute(_PARTIALS)  # added within format 1: older files get it here
         except sqlite3.DatabaseError as exc:
             db.close()
             raise CondanonError(
-                f"{self.path} is not a readable condanon job file ({exc}); delete it to start over"
+                f"{show_path(self.path)} is not a readable condanon job file ({exc}); delete it to start over"
             ) from exc
         except BaseException:
             db.close()
@@ -144,6 +150,23 @@ class Job:
             size, mtime_ns = -1, -1
         started = row.started if row is not None and row.status == "running" else None
         self._upsert(_key(source), _key(target), "failed", error, size, mtime_ns, started, time.time())
+
+    def partial_for(self, target: Path) -> Path:
+        """Return a new hidden name to write ``target`` under until complete, recorded in the job file first.
+
+        The name (``.<stem>.condanon-<random>.partial<suffix>``: same folder, same suffix) is this job's
+        own, so `clean_partials` can remove it after a crash without touching any file of the user's.
+        """
+        target = Path(target)
+        partial = target.parent / f".{target.stem}.condanon-{secrets.token_hex(4)}.partial{target.suffix}"
+        with self._mutex:
+            self._db.execute("INSERT OR REPLACE INTO partials (path, target) VALUES (?, ?)", (_key(partial), _key(target)))
+        return partial
+
+    def clean_partials(self) -> list[Path]:
+        """Return the partial files this job recorded and an interrupted run left, after deleting them."""
+        with self._mutex:
+            return _clean_recorded(self._db)
 
     def entries(self) -> list[JobEntry]:
         """Return every recorded input, sorted by source path."""
@@ -200,19 +223,49 @@ class Job:
 
 
 def partial_path(target: Path) -> Path:
-    """Return the hidden name ``target`` is written under until complete (same folder, same suffix)."""
+    """Return the hidden name a single output ``target`` is written under until complete (same folder, same suffix).
+
+    Folder jobs use `Job.partial_for` instead: a name of their own, recorded, that cleaning can trust.
+    """
     target = Path(target)
     return target.parent / f".{target.stem}.partial{target.suffix}"
 
 
 def clean_partials(out_dir: Path) -> list[Path]:
-    """Return the leftover partial files of an interrupted run under ``out_dir``, after deleting them."""
+    """Return the partial files that the job of ``out_dir`` recorded and an interrupted run left, after deleting them.
+
+    Only files recorded by `Job.partial_for` (and still named as it names them) are removed: a user's
+    file is never touched, whatever its name.
+    """
+    path = Path(out_dir) / JOB_FILE
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute(_PARTIALS)
+        return _clean_recorded(db)
+    except sqlite3.DatabaseError as exc:
+        log.warning("cannot read the partial files recorded in %s: %s", show_path(path), exc)
+        return []
+    finally:
+        db.close()
+
+
+def _clean_recorded(db: sqlite3.Connection) -> list[Path]:
     removed = []
-    for path in sorted(Path(out_dir).rglob(".*.partial*")):
-        if _PARTIAL.match(path.name) and path.is_file() and not path.is_symlink():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-            log.info("removed partial output %s", path)
+    for (name,) in db.execute("SELECT path FROM partials ORDER BY path").fetchall():
+        path = Path(name)
+        try:
+            if _PARTIAL.match(path.name) and stat.S_ISREG(path.lstat().st_mode):
+                path.unlink()
+                removed.append(path)
+                log.info("removed partial output %s (left by an interrupted run)", show_path(path))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot remove partial output %s: %s", show_path(path), exc)
+            continue
+        db.execute("DELETE FROM partials WHERE path = ?", (name,))
     return removed
 
 
@@ -258,5 +311,5 @@ def _acquire(lock_path: Path, out_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise CondanonError(f"another condanon job is running in {out_dir}") from exc
+        raise CondanonError(f"another condanon job is running in {show_path(out_dir)}") from exc
     return fd
