@@ -52,7 +52,8 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[
 
 def convert(tflite_path: str, onnx_path: str) -> onnx.ModelProto:
     """Return (and save to ``onnx_path``) the ONNX graph equivalent to the TFLite model at ``tflite_path``."""
-    buf = open(tflite_path, "rb").read()
+    with open(tflite_path, "rb") as handle:
+        buf = handle.read()
     model = tflite.Model.GetRootAsModel(buf, 0)
     graph = model.Subgraphs(0)
     codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode()) for i in range(model.OperatorCodesLength())]
@@ -195,7 +196,7 @@ def verify(tflite_path: str, onnx_path: str, images: list[str]) -> float:
     inputs = [rng.uniform(-1, 1, (1, 192, 192, 3)).astype(np.float32)]
     for path in images:
         rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-        inputs.append((cv2.resize(rgb, (192, 192), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 127.5 - 1.0))
+        inputs.append(cv2.resize(rgb, (192, 192), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 127.5 - 1.0)
     worst = 0.0
     for blob in inputs:
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], blob)

