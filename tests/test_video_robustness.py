@@ -283,3 +283,23 @@ except VideoError as error:
     assert done.returncode == 3, done.stdout + done.stderr
     assert len(lines) == 1 and f"{tmp_path / 'out.mp4'}: cannot write:" in lines[0], done.stdout
     assert list(tmp_path.iterdir()) == [], "the partial file was left behind"
+
+
+# -- tiny faces --------------------------------------------------------------------------------------
+
+
+def test_a_synthetic_track_that_shrinks_under_the_minimum_gets_the_fallback_on_those_frames() -> None:
+    """Faces under MIN_SYNTHETIC_HEIGHT are masked, also when the track's identity was chosen while it was bigger."""
+    from condanon.video.anonymizer import MIN_SYNTHETIC_HEIGHT, VideoRunReport, _RunState
+    from condanon.video.tracking import Placement
+    from condanon.types import Face
+
+    runner = VideoAnonymizer(Anonymizer(method="synthetic"), detector=None)
+    state = _RunState(runner, 25, VideoRunReport("clip.mp4", None, {}, "synthetic"))
+    state.candidates[1] = object()  # type: ignore[assignment]  # the track has its identity
+
+    def placed(height: float) -> Placement:
+        return Placement(1, Face(Box(10, 10, 10 + height, 10 + height), 0.9, landmarks68=np.zeros((68, 2), np.float32)), "detected")
+
+    assert state._renders(placed(2 * MIN_SYNTHETIC_HEIGHT))
+    assert not state._renders(placed(MIN_SYNTHETIC_HEIGHT - 4))

@@ -416,7 +416,8 @@ class _RunState:
         if self.a.synthesizer is None:
             return True
         return (
-            placement.track in self.candidates
+            placement.core.height >= MIN_SYNTHETIC_HEIGHT  # a face that shrank under it since its identity was chosen
+            and placement.track in self.candidates
             and placement.source in ("detected", "interpolated")
             and placement.face.landmarks68 is not None
         )
