@@ -1,7 +1,28 @@
 """The ``condanon`` command: ``anonymize``, ``analyze`` and ``models``.
 
-Exit status: 0 when every input went through, 1 when some input failed (the others are still
-processed and written), 2 for a usage or configuration error. Each failure is one line on stderr.
+Exit status: 0 when every input went through; 1 when some input failed (the others are still
+processed and written) or a late write (the ``--report``) failed; 2 for a usage or configuration
+error, found before any work where it can be: ``-o`` an existing file for several inputs (or the input
+folder itself), an output or ``--report`` place that cannot be written, a broken model file (a corrupt
+prototype bank, a refused dp2 checkpoint: the run stops at the first face that needs it). Each failure
+is one line on stderr, ``condanon: error: ...``, never a traceback; file names in it have their
+control characters escaped (``\\n``, ``\\x1b``), so a name cannot forge or hide a line.
+
+Policies of ``anonymize``:
+
+- Output names: ``-o DIR/relative-name``; a suffix condanon does not write gets ``.png`` added
+  (``x.jfif`` -> ``x.jfif.png``, so it cannot meet ``x.png``). Inputs whose outputs (or a video's
+  ``.tracks.json`` / ``.boxes.csv``) would share a name are all refused, one line each, before any work
+  (exit 1; the others go on); one output is never the work of two inputs.
+- Walking folders: hidden files, the output folder (when it lies inside an input folder) and what is
+  not a regular file (FIFOs, sockets, devices, broken links) are skipped, the latter with a log line
+  (``-v``); links to folders are followed once (a link loop ends). A FIFO or device named directly is
+  refused in one line.
+- Animated GIFs and multi-page TIFFs (and APNG, animated WebP): every frame or page is anonymised and
+  written. 16-bit inputs are written as 8-bit images.
+- A folder job removes only the partial and temp files it made itself (recorded, or named
+  ``.<name>.condanon-<pid>-<random>.tmp`` by a process that is gone); never a file of the user's.
+- Outputs and reports get the mode a plain ``open()`` gives (0666 less the umask).
 """
 
 from __future__ import annotations
@@ -291,6 +312,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr)
         return status
+    for item in args.inputs:
+        if os.path.isdir(item) and os.path.realpath(item) == os.path.realpath(out):
+            raise CondanonError(f"-o {show_path(out)}: is the input folder itself; give another folder (it may lie inside)")
     walk_errors: list[str] = []
     inputs = list_media(args.inputs, exclude=[out], errors=walk_errors)
     if not inputs and not walk_errors:
@@ -556,6 +580,17 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+ANONYMIZE_EPILOG = """\
+outputs: -o DIR/<relative name>; a suffix condanon does not write gets .png added (x.jfif -> x.jfif.png).
+  Inputs whose outputs would share a name (a/x.jpg and b/x.jpg) are all refused before any work, one
+  line each; the others go on. GIF/TIFF: every frame or page is anonymised and written. 16-bit inputs
+  come out as 8-bit images. Folders: hidden files, the output folder and non-regular files (FIFOs,
+  devices) are skipped; a FIFO named directly is refused.
+exit status: 0 all inputs done; 1 some input failed (one line each, the rest written) or the report
+  could not be written; 2 usage or configuration error (unwritable -o or --report, -o an existing
+  file for several inputs, a broken model file)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``condanon`` command."""
     parser = argparse.ArgumentParser(prog="condanon", description=__doc__.split("\n")[0])
@@ -563,7 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens to each file")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    anon = sub.add_parser("anonymize", help="anonymise images (files and folders)")
+    anon = sub.add_parser(
+        "anonymize", help="anonymise images (files and folders)", epilog=ANONYMIZE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     anon.add_argument("inputs", nargs="+",
                       help="image and video files, folders (walked recursively), or one stream (rtsp://..., http://..., camera:0)")
     anon.add_argument("-o", "--output", required=True,
