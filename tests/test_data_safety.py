@@ -499,6 +499,22 @@ def test_video_side_files_get_the_mode_of_a_normal_open(tmp_path, umask_022):
     assert stat.S_IMODE((tmp_path / "clip.tracks.json").stat().st_mode) == 0o644
 
 
+@pytest.mark.slow
+def test_a_video_output_keeps_the_users_partial_named_file_and_gets_a_normal_mode(data, tmp_path, capsys, umask_022):
+    out = tmp_path / "out"
+    out.mkdir()
+    users = out / ".clip.partial.mp4"  # the name the writer used to take for itself
+    users.write_bytes(b"the user's own bytes")
+    stale = out / f".clip.condanon-{dead_pid()}-0a1b2c3d.partial.mp4"  # ours, from a killed run
+    stale.write_bytes(b"half a video")
+    code, err = run(["anonymize", str(data / "video" / "single_face.mp4"), "-o", str(out / "clip.mp4"), *MASK], capsys)
+    assert code == 0, err
+    assert users.read_bytes() == b"the user's own bytes" and not stale.exists()
+    for name in ("clip.mp4", "clip.tracks.json", "clip.boxes.csv"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in out.iterdir()) == [".clip.partial.mp4", "clip.boxes.csv", "clip.mp4", "clip.tracks.json"]
+
+
 # -- 12. dp2 checkpoints: never a full unpickler ----------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ from .imageio import (
     check_writable,
     list_images,
     metadata_of,
+    partial_video_path,
     read_frames,
     remove_stale_temps,
     write_atomic,
@@ -302,7 +303,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                 raise CondanonError(f"-o {show_path(target)}: is a folder; a stream needs an output file (or 'none')")
             check_writable(target.parent, f"output {show_path(target)}")
         anonymizer = _anonymizer(args)
-        data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target)
+        partial = None
+        if target is not None:
+            remove_stale_temps(target.parent, target.stem)
+            partial = partial_video_path(target)
+        data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target, partial)
         errors = _video_errors(data)
         for error in errors:
             _error(error)
@@ -369,7 +374,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                 if is_video(path):
                     if videos is None:
                         videos = _video_anonymizer(args, anonymizer)
-                    partial = job.partial_for(target) if job is not None else None
+                    if job is not None:
+                        partial = job.partial_for(target)
+                    else:
+                        remove_stale_temps(target.parent, target.stem)
+                        partial = partial_video_path(target)
                     report = _run_video(args, videos, str(path), target, partial)
                     errors = _video_errors(report)
                     if errors:  # the output is written and kept; the input still failed

@@ -294,12 +294,22 @@ def encode_frames(frames: Frames, suffix: str, metadata: dict[str, Any] | None =
     return buffer.getvalue()
 
 
-TEMP_PATTERN = re.compile(r"^\..+\.condanon-(\d+)-[0-9a-f]{8}\.tmp$")
-"""Names of the temp files `write_atomic` writes (``.<name>.condanon-<pid>-<random>.tmp``): ours, nobody else's."""
+TEMP_PATTERN = re.compile(r"^\..+\.condanon-(\d+)-[0-9a-f]{8}\.(tmp|partial(\.[^.]+)?)$")
+"""Names of our temp files: ``.<name>.condanon-<pid>-<random>.tmp`` (`write_atomic`) and
+``.<stem>.condanon-<pid>-<random>.partial<suffix>`` (`partial_video_path`): ours, nobody else's."""
 
 
 def _temp_path(target: Path) -> Path:
     return target.parent / f".{target.name}.condanon-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def partial_video_path(target: str | os.PathLike[str]) -> Path:
+    """Return a hidden name of this process to write the video ``target`` under until complete (same folder and suffix).
+
+    `remove_stale_temps` recognises it once the process is gone (a kill leaves it behind).
+    """
+    target = Path(target)
+    return target.parent / f".{target.stem}.condanon-{os.getpid()}-{secrets.token_hex(4)}.partial{target.suffix}"
 
 
 def _alive(pid: int) -> bool:
@@ -316,12 +326,12 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None, recursive: bool = False) -> list[Path]:
-    """Return the temp files of `write_atomic` left in ``folder`` by processes that died, after deleting them.
+    """Return the temp files (`TEMP_PATTERN`) left in ``folder`` by processes that died, after deleting them.
 
-    Only names of `TEMP_PATTERN` whose process is gone are removed (of target ``name`` only, when
-    given; in subfolders too, when ``recursive``): never a file of the user's, nor a write still running.
+    Only names of `TEMP_PATTERN` whose process is gone are removed (those starting ``.<name>.`` only,
+    when given; in subfolders too, when ``recursive``): never a file of the user's, nor a write still running.
     """
-    pattern = f".{glob.escape(name)}.condanon-*.tmp" if name is not None else ".*.condanon-*.tmp"
+    pattern = f".{glob.escape(name)}.condanon-*" if name is not None else ".*.condanon-*"
     folder = Path(folder)
     candidates = folder.rglob(pattern) if recursive else folder.glob(pattern)
     removed = []
