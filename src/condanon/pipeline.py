@@ -25,6 +25,7 @@ from .errors import CondanonError, ConfigError, ModelError
 from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
+from .orientation import OrientationSearch, View
 from .synthesis import Synthesizer
 from .synthesis.checked import CheckedSynthesizer
 from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
@@ -35,10 +36,19 @@ METHODS = ("synthetic", "dp2", "blur", "pixelate", "mask")
 DEFAULT_CANDIDATES = {"synthetic": 6, "dp2": 4}
 """Candidates per face: a DP2 candidate costs a generator pass (about 1 s on 2 cores), a prototype one ~0.1 s."""
 ATTRIBUTE_NAMES = ("age", "sex", "emotion")
+MIN_SYNTHETIC_HEIGHT = 32.0
+"""Faces less high than this (px) get the fallback instead of a synthetic face: below it the in-loop embedder's
+reading of a small face is not a reliable judge of identity (the video path uses the same floor)."""
+ORIENTATIONS = ("auto", "full", "off")
 
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
+
+
+def _add(timings: dict[str, float], name: str, start: float) -> None:
+    """Add the milliseconds since ``start`` to ``timings[name]`` (stages run once per view)."""
+    timings[name] = timings.get(name, 0.0) + _ms(start)
 
 
 @dataclass
@@ -86,6 +96,9 @@ class Anonymizer:
             default, the average latent ``w_avg``).
         dp2_steps: gradient steps on the best dp2 candidate's latent when none passed (0: none; ~3 s each
             at 256 px on 2 cores), toward the attributes and away from the identity (`condanon.dp2.guidance`).
+        orientation: the search for sideways, upside-down and tilted faces (`condanon.orientation`): ``"auto"``
+            probes turned views cheaply and searches them fully where the upright pass found no face, found a
+            turned one, or the probe found one; ``"full"`` always searches every view; ``"off"`` none.
     """
 
     def __init__(
@@ -112,6 +125,7 @@ class Anonymizer:
         dp2_weights: str = "fdf256",
         truncation: float = 0.5,
         dp2_steps: int = 0,
+        orientation: str = "auto",
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -131,6 +145,10 @@ class Anonymizer:
                 raise ConfigError(f"score_threshold applies to YuNet-based detectors, not {detector!r}")
             detector_options["score_threshold"] = score_threshold
         self.detector: Detector = DETECTORS.create(detector, **detector_options)
+        if orientation not in ORIENTATIONS:
+            raise ConfigError(f"unknown orientation search {orientation!r} (known: {', '.join(ORIENTATIONS)})")
+        # Turned views are searched by YuNet alone: the recall nets of the ensembles are upright-only and slow.
+        self.orientation = OrientationSearch(DETECTORS.create("yunet", **detector_options), mode=orientation)
         self.landmarker = LANDMARKERS.create("dlib68")
         self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
         self.embedder: Embedder = EMBEDDERS.create(embedder)
@@ -164,22 +182,38 @@ class Anonymizer:
     # -- analysis -------------------------------------------------------------------------------
 
     def find_faces(self, bgr: np.ndarray, timings: dict[str, float] | None = None) -> list[Face]:
-        """Return the faces of a BGR image with landmarks and attributes (the image is not changed)."""
+        """Return the faces of a BGR image with landmarks and attributes, in its coordinates (it is not changed).
+
+        A face found in a turned view (``face.angle != 0``) has the box that holds its turned box, and its
+        landmarks mapped back to the image.
+        """
+        return [face if view is None else view.face_to_image(face) for view, _, faces in self._find(bgr, timings) for face in faces]
+
+    def _find(self, bgr: np.ndarray, timings: dict[str, float] | None = None) -> list[tuple[View | None, np.ndarray, list[Face]]]:
+        """Return ``(view, view pixels, faces in view coordinates)``: the upright image first, then turned views."""
         timings = {} if timings is None else timings
         start = time.perf_counter()
-        faces = self.detector.detect(bgr)
+        upright = self.detector.detect(bgr)
         timings["detect"] = _ms(start)
         start = time.perf_counter()
-        try:
-            self.landmarker.landmarks(bgr, faces)
-        except Exception as error:  # landmarks are helpful, not essential: carry on without them
-            log.warning("landmarks failed: %s", error)
-        timings["landmarks"] = _ms(start)
-        start = time.perf_counter()
-        for face, attributes in zip(faces, self._attributes(bgr, faces)):
-            face.attributes = attributes
-        timings["attributes"] = _ms(start)
-        return faces
+        upright, views = self.orientation.search(bgr, upright)
+        groups: list[tuple[View | None, np.ndarray, list[Face]]] = [(None, bgr, upright)]
+        groups += [(view, view.image(bgr), faces) for view, faces in views]
+        timings["orientation"] = _ms(start)
+        for _, pixels, faces in groups:
+            if not faces:
+                continue
+            start = time.perf_counter()
+            try:
+                self.landmarker.landmarks(pixels, faces)
+            except Exception as error:  # landmarks are helpful, not essential: carry on without them
+                log.warning("landmarks failed: %s", error)
+            _add(timings, "landmarks", start)
+            start = time.perf_counter()
+            for face, attributes in zip(faces, self._attributes(pixels, faces)):
+                face.attributes = attributes
+            _add(timings, "attributes", start)
+        return groups
 
     def analyze(self, image: Any, channels: Channels = "bgr") -> list[Face]:
         """Return the faces found in ``image`` with landmarks and attributes, without anonymising anything."""
@@ -201,22 +235,40 @@ class Anonymizer:
         total = time.perf_counter()
         bgr, order, source = as_bgr(image, channels)
         timings: dict[str, float] = {}
-        faces = self.find_faces(bgr, timings)
-        output, reports = self.anonymize_faces(bgr, faces, timings)
+        output = bgr
+        reports: list[FaceReport] = []
+        for view, pixels, faces in self._find(bgr, timings):
+            if view is None:
+                output, found = self.anonymize_faces(bgr, faces, timings)
+            elif faces:  # a turned view: anonymised upright, and only the changed pixels go back
+                base = view.image(output)
+                turned, found = self.anonymize_faces(pixels, faces, timings, base=base)
+                view.paste_back(output, base, turned)
+                for report in found:
+                    report.face = view.face_to_image(report.face)
+            reports += found
+        for index, report in enumerate(reports):
+            report.index = index
+        faces = [report.face for report in reports]
         timings["total"] = _ms(total)
         image_out = output if order == "bgr" else np.ascontiguousarray(output[:, :, ::-1])
         return Result(image=image_out, faces=faces, reports=reports, channels=order, source=source, timings_ms=timings)
 
     def anonymize_faces(
-        self, bgr: np.ndarray, faces: list[Face], timings: dict[str, float] | None = None
+        self,
+        bgr: np.ndarray,
+        faces: list[Face],
+        timings: dict[str, float] | None = None,
+        base: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[FaceReport]]:
-        """Return an anonymised copy of ``bgr`` and one report per face, for faces `find_faces` found in it.
+        """Return an anonymised copy of ``bgr`` (or of ``base``) and one report per face, for upright faces found in it.
 
-        With ``verify``, each report's identity checks and attributes describe the final output,
-        after any fallback.
+        ``bgr`` is the original the checks compare with; ``base``, when given, is the image the faces are
+        drawn into (the same view with other faces already anonymised). With ``verify``, each report's
+        identity checks and attributes describe the final output, after any fallback.
         """
         timings = {} if timings is None else timings
-        output = bgr.copy()
+        output = (bgr if base is None else base).copy()
         reports = [FaceReport(index=i, face=f, method=self.method, verdict="anonymized") for i, f in enumerate(faces)]
         digest = zlib.crc32(np.ascontiguousarray(bgr[::16, ::16]).tobytes())
         for report in reports:
@@ -225,14 +277,23 @@ class Anonymizer:
         if self.verify and faces:
             start = time.perf_counter()
             self._verify(bgr, output, reports)
-            timings["verify"] = _ms(start)
+            _add(timings, "verify", start)
         return output, reports
 
     def _apply(self, original: np.ndarray, output: np.ndarray, report: FaceReport, rng: np.random.Generator) -> None:
         """Anonymise one face in ``output``; on any error, or no synthetic candidate passing, fall back and say why."""
         start = time.perf_counter()
+        face = report.face
         try:
-            if self.synthesizer is not None:
+            if self.synthesizer is not None and face.uncertain:
+                self._fall_back(output, report, "uncertain face (found only by a recall net): obscured, not synthesised")
+            elif self.synthesizer is not None and face.box.height < MIN_SYNTHETIC_HEIGHT:
+                self._fall_back(
+                    output,
+                    report,
+                    f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small to check a synthetic face",
+                )
+            elif self.synthesizer is not None:
                 outcome = self.synthesizer.synthesize(original, output, report.face, rng)
                 report.attempts = outcome.attempts
                 report.synthesis = outcome.to_dict()
