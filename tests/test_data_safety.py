@@ -279,6 +279,19 @@ def test_sdk_refuses_arrays_it_cannot_read_in_one_line(array):
     assert "\n" not in str(caught.value) and str(caught.value)
 
 
+def test_alpha_is_kept_where_the_output_format_holds_it(tmp_path, capsys):
+    rgba = np.dstack([np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8), np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))])
+    source = tmp_path / "in" / "logo.png"
+    source.parent.mkdir()
+    Image.fromarray(rgba, "RGBA").save(source)
+    out = tmp_path / "out"
+    code, err = run(["anonymize", str(source.parent), "-o", str(out), *MASK], capsys)
+    assert code == 0, err
+    with Image.open(out / "logo.png") as written:
+        assert written.mode == "RGBA"
+        assert np.array_equal(np.asarray(written), rgba)  # no face: every channel as it was
+
+
 # -- 6. Pillow's global bomb limit is left alone ---------------------------------------------------------
 
 

@@ -274,7 +274,7 @@ def _anonymize_image(args: argparse.Namespace, anonymizer: Any, path: Path, targ
         results.append(result)
     metadata = metadata_of(path) if args.keep_metadata else None
     if len(results) == 1:
-        write_image(target, results[0].bgr, metadata)
+        write_frames(target, Frames([results[0].bgr], frames.format, alpha=frames.alpha), metadata)
         report = results[0].to_dict()
     else:
         write_frames(target, Frames([r.bgr for r in results], frames.format, frames.durations, frames.loop), metadata)

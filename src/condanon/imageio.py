@@ -159,6 +159,20 @@ class Frames:
     format: str | None = None
     durations: list[int] = field(default_factory=list)
     loop: int | None = None
+    alpha: np.ndarray | None = None
+    """The transparency of a single-frame image that has some (written back where the format holds it)."""
+
+
+def _alpha_of(image: Image.Image) -> np.ndarray | None:
+    """Return the alpha channel of ``image`` (upright) when it has one that is not all opaque, else None."""
+    if "A" not in image.getbands() and not (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
+        return None
+    try:
+        upright = ImageOps.exif_transpose(image)
+    except Exception:
+        upright = image
+    alpha = np.asarray(upright.convert("RGBA").getchannel("A"))
+    return None if alpha.size == 0 or int(alpha.min()) == 255 else np.ascontiguousarray(alpha)
 
 
 def _open(path: str | os.PathLike[str]) -> tuple[str, Image.Image]:
@@ -237,6 +251,8 @@ def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> 
                     image.load()  # decodes everything now: a truncated file raises here
                     frames.durations.append(int(image.info.get("duration", 0) or 0))
                     frames.images.append(pil_to_bgr(image, name))
+                if count == 1:
+                    frames.alpha = _alpha_of(image)
                 return frames
             except ImageError:
                 raise
@@ -276,6 +292,9 @@ def encode_frames(frames: Frames, suffix: str, metadata: dict[str, Any] | None =
         raise ImageError(f"cannot write images as {suffix or 'files without a suffix'} (use one of {', '.join(_FORMATS)})")
     kind = _FORMATS[suffix]
     images = [Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])) for bgr in frames.images]
+    alpha = frames.alpha
+    if alpha is not None and len(images) == 1 and kind in ("PNG", "WEBP", "TIFF") and alpha.shape == frames.images[0].shape[:2]:
+        images[0].putalpha(Image.fromarray(alpha))  # transparency kept: only the colour channels hold faces
     if len(images) > 1 and kind not in ("GIF", "TIFF", "PNG", "WEBP"):
         raise ImageError(f"cannot write {len(images)} frames as {suffix} (one image only): use .gif, .tif, .png or .webp")
     options: dict[str, Any] = dict(metadata or {})
