@@ -229,7 +229,7 @@ def odd_arrays(draw):
     return array
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(odd_arrays(), st.sampled_from(["bgr", "rgb"]))
 def test_any_array_is_read_or_refused_in_one_line(array, channels):
     original = array.copy()
@@ -247,7 +247,7 @@ def test_any_array_is_read_or_refused_in_one_line(array, channels):
         assert np.array_equal(bgr, expected)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(odd_arrays())
 def test_the_sdk_anonymises_or_refuses_any_array(anonymizer, array):
     try:
@@ -278,7 +278,7 @@ def test_odd_names_are_written_and_shown_escaped(name, tmp_path, capsys):
     no_leftovers(out)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1, max_size=30))
 def test_any_name_gives_one_printable_error_line(tmp_path_factory, capsys, stem):
     folder = tmp_path_factory.mktemp("names")
