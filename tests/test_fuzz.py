@@ -211,7 +211,7 @@ def odd_arrays(draw):
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     if draw(st.booleans()):
         dtype = dtype.newbyteorder(">") if dtype.itemsize > 1 else dtype
-    height, width = draw(st.integers(1, 24)), draw(st.integers(1, 24))
+    height, width = draw(st.integers(4, 24)), draw(st.integers(4, 24))
     channels = draw(st.sampled_from([None, 0, 1, 2, 3, 4, 5]))
     shape = (height, width) if channels is None else (height, width, channels)
     if draw(st.booleans()):
@@ -242,9 +242,36 @@ def test_any_array_is_read_or_refused_in_one_line(array, channels):
         assert np.array_equal(array, original, equal_nan=array.dtype.kind in "fc")  # the caller's array is untouched
     assert bgr.dtype == np.uint8 and bgr.ndim == 3 and bgr.shape[2] == 3 and bgr.flags.c_contiguous
     assert bgr.shape[:2] == array.shape[:2] and not np.shares_memory(bgr, array) and order == channels
-    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] >= 3:
-        expected = array[:, :, :3] if channels == "bgr" else array[:, :, 2::-1]
-        assert np.array_equal(bgr, expected)
+    expected = reference_bgr(array, channels)
+    assert expected is not None, f"{array.dtype} {array.shape} should have been refused"
+    assert np.array_equal(bgr, expected)
+
+
+def reference_bgr(array: np.ndarray, channels: str) -> np.ndarray | None:
+    """The documented conversion, written plainly: the BGR uint8 image, or None where a refusal is due."""
+    if array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4) or array.ndim not in (2, 3) or min(array.shape[:2]) < 8:
+        return None
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    values = array.astype(np.float64) if kind in "biuf" else None
+    if values is None:
+        return None
+    if kind == "b":
+        values = values * 255
+    elif kind == "u" and size == 2:
+        values = np.floor((values + 128) / 257)
+    elif kind in "iu" and (values.min() < 0 or values.max() > 255):
+        return None
+    elif kind == "f":
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+            return None
+        values = np.floor(values * (255.0 if values.max() <= 1 else 1.0) + 0.5)
+    image = values.astype(np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] < 3:
+        image = np.repeat(image[:, :, :1], 3, axis=2)
+    image = image[:, :, :3]
+    return image if channels == "bgr" else image[:, :, ::-1]
 
 
 @settings(max_examples=25, deadline=None, database=None)
