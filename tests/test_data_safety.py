@@ -230,6 +230,7 @@ def grey16(tmp_path_factory, scenes) -> Path:
     return path
 
 
+@pytest.mark.slow  # ~6 s: a real photo, detection on the 16-bit file and on the output
 def test_16_bit_grey_png_is_anonymised(grey16, tmp_path, capsys):
     result = condanon.Anonymizer(method="mask").anonymize(grey16)
     assert len(result.reports) >= 2  # the two people (white before the fix: no face at all)
@@ -373,6 +374,7 @@ def face_frames(scenes) -> list[Image.Image]:
     return [photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT), photo]
 
 
+@pytest.mark.slow  # ~6 s each: detection on 3 real frames, twice (test_fuzz covers frames on small noise quickly)
 @pytest.mark.parametrize("suffix", [".gif", ".tif"])
 def test_every_frame_or_page_is_anonymised(face_frames, tmp_path, capsys, suffix):
     source = tmp_path / f"faces{suffix}"
