@@ -153,3 +153,24 @@ def test_orientation_off_keeps_the_upright_pass_only(data) -> None:
 def test_unknown_orientation_mode_is_a_config_error() -> None:
     with pytest.raises(condanon.ConfigError, match="orientation"):
         condanon.Anonymizer(orientation="sideways")
+
+
+def test_cli_reports_turned_faces_and_can_turn_the_search_off(data, tmp_path) -> None:
+    import json
+
+    import cv2
+
+    from condanon import cli, pipeline
+
+    assert cli.DEFAULT_DETECTOR == pipeline.DEFAULT_DETECTOR
+    turned = tmp_path / "turned.png"
+    cv2.imwrite(str(turned), np.ascontiguousarray(np.rot90(imread(data / "scenes" / "two_people.jpg"), k=3)))
+    counts = {}
+    for mode in ("auto", "off"):
+        report = tmp_path / f"{mode}.json"
+        status = cli.main(["anonymize", str(turned), "-o", str(tmp_path / f"{mode}.png"), "--method", "mask",
+                           "--orientation", mode, "--report", str(report), "-q"])
+        assert status == 0
+        faces = json.loads(report.read_text())["results"][0]["faces"]
+        counts[mode] = sum(face["angle"] != 0 for face in faces)
+    assert counts == {"auto": 2, "off": 0}

@@ -57,6 +57,8 @@ from .imageio import (
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
 METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
+DEFAULT_DETECTOR = "yunet+hog"
+"""`pipeline.DEFAULT_DETECTOR` (the pipeline is imported only when a command runs; a test keeps the two equal)."""
 """`pipeline.METHODS` in the order the help lists them (the pipeline is imported only when a command runs)."""
 
 log = logging.getLogger("condanon.cli")
@@ -105,6 +107,7 @@ def _anonymizer(args: argparse.Namespace) -> Any:
         dp2_weights=args.dp2_weights,
         truncation=args.truncation,
         dp2_steps=args.dp2_steps,
+        orientation=args.orientation,
     )
 
 
@@ -260,7 +263,7 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 def _settings_digest(args: argparse.Namespace) -> str:
     keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
-            "candidates", "dp2_weights", "truncation", "dp2_steps", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+            "candidates", "dp2_weights", "truncation", "dp2_steps", "orientation", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
     return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -450,7 +453,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not inputs:
         _error("no input images found")
         return 1
-    analyzer = Anonymizer(detector=args.detector, score_threshold=args.threshold)
+    analyzer = Anonymizer(detector=args.detector, score_threshold=args.threshold, orientation=args.orientation)
     failures = 0
     rows: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
@@ -628,8 +631,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dp2: gradient steps on the best candidate's latent when none passed (~3 s each)")
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
-    anon.add_argument("--detector", default="yunet+hog", help="detector backend (yunet, yunet+hog, yunet+haar, ...)")
+    anon.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"detector backend (default {DEFAULT_DETECTOR}; yunet, yunet+hog, blazeface, ...)")
     anon.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
+    anon.add_argument("--orientation", default="auto", choices=["auto", "full", "off"],
+                      help="photos: search turned views for sideways, upside-down and tilted faces (auto: fully where "
+                           "the upright pass suggests it, docs/detection.md)")
     anon.add_argument("--shape", default="ellipse", choices=["ellipse", "box"], help="region shape")
     anon.add_argument("--mask-scale", type=float, default=1.3, help="region size relative to the face box")
     anon.add_argument("--strength", type=float, default=0.5, help="blur kernel as a fraction of the face size")
@@ -654,8 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("inputs", nargs="+", help="image files and folders")
     ana.add_argument("--format", default="json", choices=["json", "csv"])
     ana.add_argument("-o", "--output", help="write to this file instead of standard output")
-    ana.add_argument("--detector", default="yunet+hog")
+    ana.add_argument("--detector", default=DEFAULT_DETECTOR)
     ana.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
+    ana.add_argument("--orientation", default="auto", choices=["auto", "full", "off"], help="search turned views for faces")
     ana.add_argument("-q", "--quiet", action="store_true")
     ana.set_defaults(func=cmd_analyze)
 

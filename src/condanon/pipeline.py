@@ -40,6 +40,7 @@ MIN_SYNTHETIC_HEIGHT = 32.0
 """Faces less high than this (px) get the fallback instead of a synthetic face: below it the in-loop embedder's
 reading of a small face is not a reliable judge of identity (the video path uses the same floor)."""
 ORIENTATIONS = ("auto", "full", "off")
+DEFAULT_DETECTOR = "yunet+hog"
 
 
 def _ms(start: float) -> float:
@@ -106,7 +107,7 @@ class Anonymizer:
         method: str = "synthetic",
         preserve: Iterable[str] = ATTRIBUTE_NAMES,
         seed: int = 0,
-        detector: str = "yunet+hog",
+        detector: str = DEFAULT_DETECTOR,
         attributes: Iterable[str] = ("age-sex", "emotion"),
         embedder: str = "sface",
         attacker: str | None = "dlib",
