@@ -46,6 +46,7 @@ SCENE_COUNTS = {
     "multi_face.jpg": 5,
     "bbt1.jpg": 4,
     "selfie-many-people.jpg": 7,
+    "bbt2.jpg": 3,
 }
 SETS = ("attributes/emotion", "attributes/utkface", "identity")
 
@@ -116,7 +117,7 @@ def main() -> None:
     if "sets" not in skip:
         print("\n1. single-face sets: share of photos with a face found (>1: photos with more than one; unc: only uncertain)")
         paths = {folder: _rows(data / folder)[:: args.every] for folder in SETS}
-        print("detector".ljust(width) + "".join(f"{folder.split('/')[-1]:>26}" for folder in SETS))
+        print("detector".ljust(width) + "".join(f"{folder.split('/')[-1]:>38}" for folder in SETS))
         for name in names:
             cells = []
             for folder in SETS:
@@ -129,7 +130,7 @@ def main() -> None:
                     unsure += bool(faces) and all(f.uncertain for f in faces)
                 n = len(paths[folder])
                 cells.append(f"{100 * found / n:5.1f}% ({found}/{n}) >1:{multi} unc:{unsure}")
-            print(name.ljust(width) + "".join(f"{c:>26}" for c in cells), flush=True)
+            print(name.ljust(width) + "".join(f"{c:>38}" for c in cells), flush=True)
 
     timings: dict[str, list[float]] = {name: [] for name in names}
     if "scenes" not in skip:

@@ -124,6 +124,7 @@ class BlazeFaceDetector:
         batch: int = 16,
         min_side: int = 192,
         tile_threshold: float | None = None,
+        levels: int = 8,
     ) -> None:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -135,6 +136,7 @@ class BlazeFaceDetector:
         self.batch = batch
         self.min_side = min_side
         self.tile_threshold = score_threshold if tile_threshold is None else tile_threshold
+        self.levels = int(levels)
         self._anchors = _anchors()
 
     # -- one batch of squares -------------------------------------------------------------------------
@@ -199,11 +201,14 @@ class BlazeFaceDetector:
             windows.append(((width - side) // 2, (height - side) // 2, side, True))
         if not self.tiles:
             return windows
-        # A pyramid of overlapping tiles, halving from half the image down to ``tile`` px; the outer
+        # A pyramid of overlapping tiles, halving from half the image down to ``tile`` px (at most
+        # ``levels`` sizes); the outer
         # tiles reach ``margin`` of a tile past the border, so that a face cut by the border is not
         # also cut by the tile's edge.
         tile = longest // 2
-        while tile >= self.tile:
+        for _ in range(self.levels):
+            if tile < self.tile:
+                break
             step = tile * (1.0 - self.overlap)
             reach = int(self.margin * tile)
 
