@@ -117,7 +117,7 @@ def display_rotation(source: str) -> int:
     except (av.FFmpegError, OSError, ValueError, IndexError) as error:
         log.debug("%s: no display rotation read: %s", source, one_line(error, whole=True))
         return 0
-    return int(round(degrees / 90.0)) % 4 * 90
+    return round(degrees / 90.0) % 4 * 90
 
 
 def upright(image: np.ndarray, rotation: int) -> np.ndarray:
