@@ -72,8 +72,8 @@ CONFIRM_IOU = 0.3
 """...where a YuNet face at ``STRONG_SCORE`` must overlap the hit by this IoU."""
 MARGINAL_SCORE = 0.6
 """Faces scoring below this are flagged ``marginal``: of the 26 judge hits under 0.65 on the scenes and a
-crowd frame, looked at by eye, about 15 were not faces (hands, an ear, a bottle, lamps, tables, print on
-a shirt, the back of a head), while several real but blurred faces of spectators also score 0.5-0.6.
+crowd frame, looked at by eye, about 15 were not faces (hands, an ear, a bottle, lamps, tables, a printed
+crest, the back of a head), while several real but blurred faces of spectators also score 0.5-0.6.
 Counts are given with and without them (`LeakReport.leaked_sure`)."""
 JUDGES: tuple[str, ...] = ("sface", "dlib")
 """The embedders that judge, by their `EMBEDDERS` names."""
