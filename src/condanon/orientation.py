@@ -151,6 +151,10 @@ VIEW_SCORE = 0.75
 upright faces (0.9 and more on the shared scenes); turned hands, arms and objects reach 0.6-0.73 there, and a
 turned image offers five views' worth of chances for such false faces (docs/detection.md)."""
 
+MAX_VIEW_GROWTH = 4.0
+"""A tilted view is skipped when its canvas would hold more than this many times the image's pixels (a panorama
+tilted by 45 degrees would need a canvas of many gigabytes; a 16:9 photo's grows 2.2 times)."""
+
 ROLLED = 25.0
 """A face whose eye line is turned by more than this many degrees counts as rolled: its photo is searched fully."""
 
@@ -221,6 +225,9 @@ class OrientationSearch:
         found: list[tuple[float, Face, Face]] = []  # (angle, face in view coords, face in image coords)
         for angle in self.angles:
             view = View.of(width, height, angle)
+            if view.size[0] * view.size[1] > MAX_VIEW_GROWTH * width * height:
+                log.info("no search at %.0f degrees: the view of a %dx%d image would be too large", angle, width, height)
+                continue
             pixels = view.image(bgr)
             new = [] if full_everywhere else self._new_faces(view, self._detect(pixels, self.probe_side), upright)
             if full_everywhere or new:

@@ -29,6 +29,8 @@ class HogDetector:
         detector, lock = load_once("dlib-hog", lambda: (dlib.get_frontal_face_detector(), threading.Lock()))
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
+        if min(height, width) * scale < 8:  # a sliver (a panorama scaled down) holds no face HOG could find
+            return []
         small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         rgb = np.ascontiguousarray(small[:, :, ::-1])
         with lock:

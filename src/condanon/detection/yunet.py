@@ -18,6 +18,10 @@ from ..weights import load_once, model_path
 from .base import DETECTORS, pad_with_mean, suppress
 
 
+MIN_SIDE = 8
+"""The shortest side (px) a pyramid level needs to be searched at all."""
+
+
 def _load() -> tuple[cv2.FaceDetectorYN, threading.Lock]:
     net = cv2.FaceDetectorYN.create(str(model_path("yunet")), "", (320, 320), 0.5, 0.3, 5000)
     return net, threading.Lock()
@@ -50,6 +54,8 @@ class YuNetDetector:
         """Detect in ``image`` and map the faces back by ``/ scale`` and ``+ offset``."""
         net, lock = load_once("yunet", _load)
         height, width = image.shape[:2]
+        if min(height, width) < MIN_SIDE:  # YuNet answers a sliver with garbage rows (NaN boxes scored 1.0)
+            return []
         with lock:  # FaceDetectorYN keeps its input size as state
             net.setInputSize((width, height))
             net.setScoreThreshold(self.score_threshold)
@@ -57,6 +63,8 @@ class YuNetDetector:
             _, rows = net.detect(image)
         faces = []
         for row in [] if rows is None else rows:
+            if not np.isfinite(row[:15]).all() or row[2] <= 1 or row[3] <= 1:
+                continue
             x, y, w, h = (float(v) / scale for v in row[:4])
             points = row[4:14].reshape(5, 2).astype(np.float32) / scale
             points += np.asarray(offset, dtype=np.float32)
@@ -81,6 +89,8 @@ class YuNetDetector:
             # smaller copies, and small faces in native-resolution tiles when the image is large.
             for side in (self.max_side, self.max_side // 2, self.max_side // 4):
                 scale = min(1.0, side / longest)
+                if min(height, width) * scale < MIN_SIDE:  # a sliver (a panorama scaled down) holds no face
+                    continue
                 small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 faces += self._run(small, scale, (0.0, 0.0))
                 if longest <= side // 2:
