@@ -1,7 +1,7 @@
 """Share of the one-face photos in which a face is found (issue #13): profile and three-quarter faces.
 
     python benchmarks/profile_recall.py [--detector yunet+hog --detector yunet ...] [--no-product]
-        [--product-attributes] [--limit N] [--sets emotion,utkface] [--out rows.json]
+        [--product-attributes] [--method mask] [--limit N] [--sets emotion,utkface] [--out rows.json]
 
 Every photo of ``data/attributes/emotion`` (373: film and LFW crops with crowd labels, many in profile or
 three-quarter view, plus 14 posed photos) and ``data/attributes/utkface`` (1,199 aligned 200 px faces)
@@ -74,13 +74,13 @@ def at_centre(faces: list[Any], image: np.ndarray) -> bool:
     return any(f.box.x1 <= cx <= f.box.x2 and f.box.y1 <= cy <= f.box.y2 for f in faces)
 
 
-def product(with_attributes: bool) -> Callable[[np.ndarray], list[Any]]:
+def product(method: str, with_attributes: bool) -> Callable[[np.ndarray], list[Any]]:
     if with_attributes:
-        return condanon.Anonymizer(method="mask").analyze
+        return condanon.Anonymizer(method=method).analyze
     try:
-        return condanon.Anonymizer(method="mask", attributes=()).analyze
+        return condanon.Anonymizer(method=method, attributes=()).analyze
     except (ConfigError, ValueError, TypeError):  # a product that needs an estimator: keep its defaults
-        return condanon.Anonymizer(method="mask").analyze
+        return condanon.Anonymizer(method=method).analyze
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-product", action="store_true", help="leave out the product row")
     parser.add_argument("--orientation", action="store_true", help="the product row (on by default; kept for clarity)")
     parser.add_argument("--product-attributes", action="store_true", help="run the product row with its attribute estimators")
+    parser.add_argument("--method", default="mask", help="the product row's Anonymizer method (analyze does not depend on it)")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated sets (emotion, utkface)")
     parser.add_argument("--limit", type=int, help="at most N photos per set, spread evenly over its index")
     parser.add_argument("--out", type=Path, help="write the shares and the missed photos to this JSON file")
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     items = photos(root, [s.strip() for s in opts.sets.split(",") if s.strip()], opts.limit)
     runs: dict[str, Callable[[np.ndarray], list[Any]]] = {n: DETECTORS.create(n).detect for n in (opts.detector or ["yunet+hog"])}
     if not opts.no_product or opts.orientation:
-        runs[PRODUCT] = product(opts.product_attributes)
+        runs[PRODUCT] = product(opts.method, opts.product_attributes)
     images = {rel: cv2.imread(str(path)) for _, rel, path in items}
 
     groups = list(dict.fromkeys(g for name, rel, _ in items for g in subsets(name, rel)))
