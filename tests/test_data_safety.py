@@ -459,6 +459,22 @@ def test_corrupt_prototype_bank_aborts_with_one_line(scenes, tmp_path, capsys, m
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_corrupt_prototype_bank_aborts_a_video_with_one_line(data, tmp_path, capsys, monkeypatch):
+    from condanon import weights
+    from condanon.synthesis import bank
+
+    corrupt = tmp_path / "prototype-bank-v1.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    monkeypatch.delitem(weights._loaded, "prototype-bank-v1", raising=False)
+    monkeypatch.setattr(bank, "model_path", lambda name: corrupt)
+    out = tmp_path / "out.mp4"
+    code, err = run(["anonymize", str(data / "video" / "single_face.mp4"), "-o", str(out), "-q"], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and error_lines(err) and str(corrupt) in err
+    assert not out.exists()
+
+
 def test_other_per_face_failures_still_fall_back_to_the_mask(scenes, load, monkeypatch):
     anonymizer = condanon.Anonymizer(method="synthetic", candidates=1, verify=False)
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from ..detection.base import overlap
-from ..errors import VideoError
+from ..errors import ModelError, VideoError
 from ..identity import embed_original, is_match, similarity
 from ..pipeline import Anonymizer
 from ..synthesis.compose import Candidate, compose, triangles_for
@@ -369,6 +369,8 @@ class _RunState:
         assert self.a.synthesizer is not None
         try:
             outcome = self.a.synthesizer.synthesize(image, image.copy(), target, rng)
+        except ModelError:  # a broken model is the run's failure, not this track's: one line, exit 2
+            raise
         except Exception as error:
             self._fail(face.track_id, f"synthetic failed: {error}")
             return
