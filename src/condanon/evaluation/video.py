@@ -157,14 +157,21 @@ class VideoMetrics:
 
 
 def read_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Return an iterator over the BGR uint8 frames of the video at ``path`` (PyAV)."""
+    """Return an iterator over the BGR uint8 frames of the video at ``path`` (PyAV), upright as the file plays.
+
+    A file with a display rotation (a phone's portrait clip) is turned as its player would turn it, as the
+    anonymiser does, so an input and its upright output are compared frame for frame.
+    """
     import av
 
+    from ..video.io import display_rotation, upright
+
+    rotation = display_rotation(str(path))
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            yield frame.to_ndarray(format="bgr24")
+            yield upright(frame.to_ndarray(format="bgr24"), rotation)
 
 
 def lockstep(original: str | Path, anonymised: str | Path) -> Iterator[FramePair]:
