@@ -54,8 +54,8 @@ def test_hand_counted_faces(detectors, scenes, load, detector, scene):
             assert a.box.iou(b.box) < 0.3
 
 
-def test_default_detector_is_yunet_plus_hog(anonymizer):
-    assert anonymizer.detector.name == "yunet+hog"
+def test_default_detector_is_yunet_plus_blazeface(anonymizer):
+    assert anonymizer.detector.name == "yunet+blazeface"
 
 
 def _utk_adults(data, count):

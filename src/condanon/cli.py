@@ -57,7 +57,7 @@ from .imageio import (
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
 METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
-DEFAULT_DETECTOR = "yunet+hog"
+DEFAULT_DETECTOR = "yunet+blazeface"
 """`pipeline.DEFAULT_DETECTOR` (the pipeline is imported only when a command runs; a test keeps the two equal)."""
 """`pipeline.METHODS` in the order the help lists them (the pipeline is imported only when a command runs)."""
 

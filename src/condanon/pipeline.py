@@ -40,7 +40,7 @@ MIN_SYNTHETIC_HEIGHT = 32.0
 """Faces less high than this (px) get the fallback instead of a synthetic face: below it the in-loop embedder's
 reading of a small face is not a reliable judge of identity (the video path uses the same floor)."""
 ORIENTATIONS = ("auto", "full", "off")
-DEFAULT_DETECTOR = "yunet+hog"
+DEFAULT_DETECTOR = "yunet+blazeface"
 
 
 def _ms(start: float) -> float:
@@ -72,7 +72,8 @@ class Anonymizer:
         preserve: attributes the method should keep; reported before and after for every face. The
             synthetic method checks them on every candidate and falls back when none keeps them.
         seed: makes every random choice reproducible (the same image and seed give the same output).
-        detector: a name from ``DETECTORS`` (``"yunet+hog"``: YuNet with a HOG safety net).
+        detector: a name from ``DETECTORS`` (``"yunet+blazeface"``: YuNet, plus BlazeFace full-range for the profile,
+            border-cut and small faces YuNet misses; ``"yunet+hog"``: the earlier default).
         attributes: attribute backends to run, merged in order.
         embedder: the in-loop identity checker; a face it still matches falls back.
         attacker: a held-out embedder, reported only (``None`` to skip).
