@@ -83,7 +83,6 @@ def test_profile_faces_yunet_misses_are_found_by_the_ensemble(ensemble, data, lo
 def test_face_cut_by_the_border_is_found(ensemble, scenes, load):
     """The woman at the lower left of selfie-many-people.jpg: half her face is outside the photo."""
     image = load(scenes / "selfie-many-people.jpg")
-    assert not any(f.box.x1 < 5 and f.box.center[1] > 420 for f in DETECTORS.create("yunet+hog").detect(image))
     faces = ensemble.detect(image)
     corner = [f for f in faces if f.box.x1 < 5 and f.box.center[1] > 420]
     assert len(corner) == 1, [f.box.to_list() for f in faces]
