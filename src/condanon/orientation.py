@@ -155,6 +155,9 @@ MAX_VIEW_GROWTH = 4.0
 """A tilted view is skipped when its canvas would hold more than this many times the image's pixels (a panorama
 tilted by 45 degrees would need a canvas of many gigabytes; a 16:9 photo's grows 2.2 times)."""
 
+PROBE_FACE = 24.0
+"""Height (px) the upright faces' median height is given in the probe: YuNet finds faces from about 20 px."""
+
 ROLLED = 25.0
 """A face whose eye line is turned by more than this many degrees counts as rolled: its photo is searched fully."""
 
@@ -171,7 +174,8 @@ def roll_of(face: Face) -> float | None:
 class OrientationSearch:
     """Looks for faces in turned views of an image and keeps those the upright pass did not find.
 
-    Policy (``mode="auto"``): every view is probed once at a low resolution (``probe_side``); a view is
+    Policy (``mode="auto"``): every view is probed once at a low resolution (``probe_side``, or more where the
+    upright faces are small: `PROBE_FACE`); a view is
     searched at full resolution (``max_side``) when the upright pass found no face, when a face it found is
     rolled by more than `ROLLED` degrees, or when the probe found a new face in that view. ``mode="full"``
     searches every view at full resolution; ``mode="off"`` searches none.
@@ -229,7 +233,8 @@ class OrientationSearch:
                 log.info("no search at %.0f degrees: the view of a %dx%d image would be too large", angle, width, height)
                 continue
             pixels = view.image(bgr)
-            new = [] if full_everywhere else self._new_faces(view, self._detect(pixels, self.probe_side), upright)
+            probe = self._probe_side(view, upright)
+            new = [] if full_everywhere else self._new_faces(view, self._detect(pixels, probe), upright)
             if full_everywhere or new:
                 new = self._new_faces(view, self._detect(pixels, self.max_side), upright) or new
             found += [(view.angle, face, mapped) for face, mapped in new]
@@ -251,6 +256,16 @@ class OrientationSearch:
             for face in upright:
                 face.uncertain = face.uncertain or face.score < self.view_score
         return upright, views
+
+    def _probe_side(self, view: View, upright: list[Face]) -> int:
+        """Return the longer side the probe searches ``view`` at: ``probe_side``, or more where the upright faces
+        are small, so that a face of their median height still spans `PROBE_FACE` pixels in the probe (a tilted
+        crowd photo's faces would otherwise vanish in a 640 px probe while YuNet finds some of them tilted)."""
+        longest = max(view.size)
+        if not upright:
+            return self.probe_side
+        median = float(np.median([face.box.height for face in upright]))
+        return int(min(longest, max(self.probe_side, longest * PROBE_FACE / max(median, 1.0))))
 
     def _new_faces(self, view: View, faces: list[Face], upright: list[Face]) -> list[tuple[Face, Face]]:
         """Return ``(face in view, face in image)`` for the view's faces that may be new: score high enough, and

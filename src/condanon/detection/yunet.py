@@ -18,8 +18,8 @@ from ..weights import load_once, model_path
 from .base import DETECTORS, pad_with_mean, suppress
 
 
-MIN_SIDE = 8
-"""The shortest side (px) a pyramid level needs to be searched at all."""
+MIN_SIDE = 16
+"""The shortest side (px) a pyramid level or tile needs to be searched at all (YuNet answers slivers with garbage)."""
 
 
 def _load() -> tuple[cv2.FaceDetectorYN, threading.Lock]:
