@@ -95,3 +95,13 @@ def load() -> Callable[[str | os.PathLike[str]], np.ndarray]:
 def anonymizer(shared: Path) -> condanon.Anonymizer:
     """One default pixelate `Anonymizer` for the session (models load once per process anyway)."""
     return condanon.Anonymizer(method="pixelate")
+
+
+def refuses_writes(folder: Path) -> bool:
+    """Return whether writing into ``folder`` fails (a read-only folder; root ignores the mode bits)."""
+    try:
+        (folder / ".probe").write_bytes(b"")
+    except OSError:
+        return True
+    (folder / ".probe").unlink()
+    return False

@@ -18,6 +18,7 @@ import condanon
 from condanon.cli import main
 from condanon.errors import CondanonError, show_path
 from condanon.imageio import as_bgr
+from conftest import refuses_writes
 
 MASK = ["--method", "mask", "-q"]
 
@@ -48,15 +49,6 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def job_rows(out: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(out / ".condanon-job.sqlite") as db:
         return db.execute("SELECT source, target, status FROM entries ORDER BY source").fetchall()
-
-
-def refuses_writes(folder: Path) -> bool:
-    try:
-        (folder / ".probe").write_bytes(b"")
-    except OSError:
-        return True
-    (folder / ".probe").unlink()
-    return False
 
 
 @pytest.fixture

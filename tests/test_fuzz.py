@@ -27,6 +27,7 @@ from PIL import Image, features
 from condanon.cli import main
 from condanon.errors import CondanonError
 from condanon.imageio import as_bgr
+from conftest import refuses_writes
 
 MASK = ["--method", "mask", "-q"]
 LEFTOVERS = ("*.tmp", "*.partial*", ".*.condanon-*")
@@ -47,15 +48,6 @@ def check_run(code: int, err: str, allowed: tuple[int, ...] = (0, 1, 2)) -> list
 def run(argv: list[str], capsys: pytest.CaptureFixture[str], allowed: tuple[int, ...] = (0, 1, 2)) -> tuple[int, list[str]]:
     code = main(argv)
     return code, check_run(code, capsys.readouterr().err, allowed)
-
-
-def refuses_writes(folder: Path) -> bool:
-    try:
-        (folder / ".probe").write_bytes(b"")
-    except OSError:
-        return True
-    (folder / ".probe").unlink()
-    return False
 
 
 def no_leftovers(out: Path) -> None:

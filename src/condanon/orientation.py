@@ -11,6 +11,7 @@ pass did not find.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -86,19 +87,13 @@ class View:
 
     def face_to_image(self, face: Face) -> Face:
         """Return a copy of a view ``face`` in image coordinates (box holding the turned box, points mapped)."""
-        mapped = Face(
+        return dataclasses.replace(
+            face,
             box=self.box_to_image(face.box),
-            score=face.score,
             landmarks5=None if face.landmarks5 is None else self.to_image(face.landmarks5).astype(np.float32),
             landmarks68=None if face.landmarks68 is None else self.to_image(face.landmarks68).astype(np.float32),
-            detector=face.detector,
-            track_id=face.track_id,
-            attributes=face.attributes,
-            embeddings=face.embeddings,
             angle=self.angle,
-            uncertain=face.uncertain,
         )
-        return mapped
 
     def image(self, bgr: np.ndarray) -> np.ndarray:
         """Return ``bgr`` turned into this view (the corners outside the image are black)."""
