@@ -9,7 +9,6 @@ partial or temp file is left behind.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import struct
 import subprocess
