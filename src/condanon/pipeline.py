@@ -37,8 +37,9 @@ DEFAULT_CANDIDATES = {"synthetic": 6, "dp2": 4}
 """Candidates per face: a DP2 candidate costs a generator pass (about 1 s on 2 cores), a prototype one ~0.1 s."""
 ATTRIBUTE_NAMES = ("age", "sex", "emotion")
 MIN_SYNTHETIC_HEIGHT = 32.0
-"""Faces less high than this (px) get the fallback instead of a synthetic face: below it the in-loop embedder's
-reading of a small face is not a reliable judge of identity (the video path uses the same floor)."""
+"""Faces less high than this (px) get the fallback instead of a synthetic face, in photos and videos alike: too
+few pixels to carry one (SFace still matched 22-29 px synthetic faces on crowd.mp4 where the loop read them
+as safe), and their attributes are unreadable."""
 ORIENTATIONS = ("auto", "full", "off")
 DEFAULT_DETECTOR = "yunet+blazeface"
 

@@ -40,7 +40,7 @@ from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from ..detection.base import overlap
 from ..errors import ModelError, VideoError
 from ..identity import embed_original, is_match, similarity
-from ..pipeline import Anonymizer
+from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
 from ..synthesis.compose import Candidate, compose, triangles_for
 from ..synthesis.checked import paste
 from ..types import Face, IdentityCheck
@@ -55,9 +55,6 @@ OVERLAP = 0.3
 frame instead of a synthetic face: two synthetic faces drawn over each other cover neither, and YuNet
 finds a second, weaker "face" on the hair of a near face. (Dropping such detections would leave the
 people behind others uncovered.)"""
-MIN_SYNTHETIC_HEIGHT = 32.0
-"""Faces smaller than this (box height, px) get the fallback instead of a synthetic face: too few pixels
-to carry one (SFace still matched 22-29 px synthetic faces on crowd.mp4), and their attributes are unreadable."""
 WEAK_SCORE = 0.3
 """Keyframe detections down to this score are handed to the tracker; below the image threshold they only continue tracks."""
 
