@@ -208,8 +208,9 @@ class OrientationSearch:
         self.view_score = view_score
         self.replace_margin = replace_margin
 
-    def search(self, bgr: np.ndarray, upright: list[Face]) -> tuple[list[Face], list[tuple[View, list[Face]]]]:
-        """Return the upright faces to keep, and each view that holds faces, with those in the view's coordinates.
+    def search(self, bgr: np.ndarray, upright: list[Face]) -> tuple[list[Face], list[tuple[View, np.ndarray, list[Face]]]]:
+        """Return the upright faces to keep, and each view that holds faces: ``(view, its pixels, its faces)``, the
+        faces in the view's coordinates.
 
         Faces of all views, the upright one included, are merged greedily by score in the image's coordinates:
         a face overlapping a better one is dropped. A face found in a turned view needs ``view_score``; it
@@ -222,16 +223,18 @@ class OrientationSearch:
         rolled = any(abs(r) > ROLLED for r in (roll_of(f) for f in upright) if r is not None)
         full_everywhere = self.mode == "full" or not upright or rolled
         found: list[tuple[float, Face, Face]] = []  # (angle, face in view coords, face in image coords)
+        turned: dict[float, tuple[View, np.ndarray]] = {}  # the views that found faces, with their pixels
         for angle in self.angles:
             view = View.of(width, height, angle)
             if view.size[0] * view.size[1] > MAX_VIEW_GROWTH * width * height:
                 log.info("no search at %.0f degrees: the view of a %dx%d image would be too large", angle, width, height)
                 continue
             pixels = view.image(bgr)
-            probe = self._probe_side(view, upright)
-            new = [] if full_everywhere else self._new_faces(view, self._detect(pixels, probe), upright)
+            new = [] if full_everywhere else self._new_faces(view, self._detect(pixels, self._probe_side(view, upright)), upright)
             if full_everywhere or new:
                 new = self._new_faces(view, self._detect(pixels, self.max_side), upright) or new
+            if new:
+                turned[view.angle] = (view, pixels)
             found += [(view.angle, face, mapped) for face, mapped in new]
         if not found:
             return upright, []
@@ -242,10 +245,10 @@ class OrientationSearch:
             if not any(overlap(candidate[2], other[2]) >= self.new_face_overlap for other in kept):
                 kept.append(candidate)
         views = []
-        for angle in self.angles:
+        for angle, (view, pixels) in turned.items():
             faces = [face for a, face, _, _ in kept if a == angle]
             if faces:
-                views.append((View.of(width, height, angle), faces))
+                views.append((view, pixels, faces))
         upright = [face for face in upright if any(face is k[1] for k in kept)]
         if views:  # the image holds turned faces: weak upright hits there are often turned hands and objects
             for face in upright:

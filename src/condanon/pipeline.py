@@ -201,7 +201,7 @@ class Anonymizer:
         start = time.perf_counter()
         upright, views = self.orientation.search(bgr, upright)
         groups: list[tuple[View | None, np.ndarray, list[Face]]] = [(None, bgr, upright)]
-        groups += [(view, view.image(bgr), faces) for view, faces in views]
+        groups += views
         timings["orientation"] = _ms(start)
         for _, pixels, faces in groups:
             if not faces:
@@ -243,7 +243,7 @@ class Anonymizer:
         for view, pixels, faces in self._find(bgr, timings):
             if view is None:
                 output, found = self.anonymize_faces(bgr, faces, timings)
-            elif faces:  # a turned view: anonymised upright, and only the changed pixels go back
+            else:  # a turned view: anonymised upright, and only the changed pixels go back
                 base = view.image(output)
                 turned, found = self.anonymize_faces(pixels, faces, timings, base=base)
                 view.paste_back(output, base, turned)
