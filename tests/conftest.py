@@ -105,3 +105,24 @@ def refuses_writes(folder: Path) -> bool:
         return True
     (folder / ".probe").unlink()
     return False
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 24, crf: int = 14, rotation: int | None = None) -> Path:
+    """Write BGR ``frames`` as an H.264 clip at ``path`` (one frame per tick), with a display ``rotation`` if given."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

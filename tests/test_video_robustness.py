@@ -31,6 +31,7 @@ from condanon.types import Box
 from condanon.video import VideoAnonymizer
 from condanon.video import anonymizer as video_anonymizer
 from condanon.video.io import VideoReader, VideoWriter
+from conftest import write_clip
 
 METHODS = ["blur", "mask", "pixelate", "synthetic"]
 SIZE = (240, 320)  # height, width
@@ -39,22 +40,6 @@ SIZE = (240, 320)  # height, width
 def frames_of(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 24) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "14"}
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")

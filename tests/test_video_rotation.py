@@ -26,6 +26,7 @@ from condanon.pipeline import Anonymizer
 from condanon.types import Box
 from condanon.video import VideoAnonymizer
 from condanon.video.io import VideoReader
+from conftest import write_clip
 
 ROTATIONS = [-90, 90, 180]
 """Display rotations (counter-clockwise, as FFmpeg reads them): -90 is a phone held upright ("rotate=90"); 90 and 180 the others."""
@@ -47,21 +48,8 @@ def displayed(path: Path) -> list[np.ndarray]:
 def rotated_clip(source: Path, target: Path, rotation: int) -> Path:
     """Write ``source``'s frames into ``target`` stored turned by ``-rotation`` with a display rotation of ``rotation``."""
     upright, _ = read(source)
-    with av.open(str(target), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stored = [np.ascontiguousarray(np.rot90(f, -rotation // 90 % 4)) for f in upright]
-        stream.height, stream.width = stored[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12"}
-        stream.set_display_rotation(rotation)
-        for index, image in enumerate(stored):
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return target
+    stored = [np.rot90(f, -rotation // 90 % 4) for f in upright]
+    return write_clip(target, stored, crf=12, rotation=rotation)
 
 
 @pytest.fixture(scope="module")
