@@ -435,7 +435,14 @@ def test_next_write_removes_its_own_stale_temp(tmp_path):
 # -- 10. a broken model aborts the run -----------------------------------------------------------------
 
 
-def test_corrupt_prototype_bank_aborts_with_one_line(scenes, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["scenes/two_people.jpg", "out.jpg", "--method", "synthetic"], id="photo"),
+        pytest.param(["video/single_face.mp4", "out.mp4"], id="video", marks=pytest.mark.slow),
+    ],
+)
+def test_corrupt_prototype_bank_aborts_with_one_line(data, tmp_path, capsys, monkeypatch, argv):
     from condanon import weights
     from condanon.synthesis import bank
 
@@ -443,24 +450,9 @@ def test_corrupt_prototype_bank_aborts_with_one_line(scenes, tmp_path, capsys, m
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     monkeypatch.delitem(weights._loaded, "prototype-bank-v1", raising=False)
     monkeypatch.setattr(bank, "model_path", lambda name: corrupt)
-    out = tmp_path / "out.jpg"
-    code, err = run(["anonymize", str(scenes / "two_people.jpg"), "-o", str(out), "--method", "synthetic", "-q"], capsys)
-    assert code == 2
-    assert len(err.splitlines()) == 1 and error_lines(err) and str(corrupt) in err
-    assert not out.exists()
-
-
-@pytest.mark.slow
-def test_corrupt_prototype_bank_aborts_a_video_with_one_line(data, tmp_path, capsys, monkeypatch):
-    from condanon import weights
-    from condanon.synthesis import bank
-
-    corrupt = tmp_path / "prototype-bank-v1.npz"
-    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
-    monkeypatch.delitem(weights._loaded, "prototype-bank-v1", raising=False)
-    monkeypatch.setattr(bank, "model_path", lambda name: corrupt)
-    out = tmp_path / "out.mp4"
-    code, err = run(["anonymize", str(data / "video" / "single_face.mp4"), "-o", str(out), "-q"], capsys)
+    source, target, *options = argv
+    out = tmp_path / target
+    code, err = run(["anonymize", str(data / source), "-o", str(out), *options, "-q"], capsys)
     assert code == 2
     assert len(err.splitlines()) == 1 and error_lines(err) and str(corrupt) in err
     assert not out.exists()
