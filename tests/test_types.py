@@ -160,7 +160,7 @@ def test_face_report_to_dict_keys(anonymizer, scenes):
     result = anonymizer.anonymize(scenes / "astronaut.jpg")
     report = result.reports[0].to_dict()
     assert set(report) == {
-        "index", "box", "score", "detector", "track_id", "angle", "uncertain", "method", "verdict", "reason",
+        "index", "box", "score", "detector", "track_id", "angle", "uncertain", "doubt", "faceness", "method", "verdict", "reason",
         "attributes_before", "attributes_after", "identity", "attempts", "synthesis", "timings_ms",
     }
     assert set(report["attributes_before"]) == {

@@ -59,6 +59,8 @@ from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
 DEFAULT_DETECTOR = "yunet+blazeface"
 """`pipeline.DEFAULT_DETECTOR` (the pipeline is imported only when a command runs; a test keeps the two equal)."""
+DEFAULT_FACENESS = "face-mesh"
+"""`pipeline.DEFAULT_FACENESS`, kept equal by the same test."""
 """`pipeline.METHODS` in the order the help lists them (the pipeline is imported only when a command runs)."""
 
 log = logging.getLogger("condanon.cli")
@@ -108,7 +110,12 @@ def _anonymizer(args: argparse.Namespace) -> Any:
         truncation=args.truncation,
         dp2_steps=args.dp2_steps,
         orientation=args.orientation,
+        faceness=_faceness(args),
     )
+
+
+def _faceness(args: argparse.Namespace) -> str | None:
+    return None if args.faceness == "none" else args.faceness
 
 
 def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
@@ -263,7 +270,7 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 def _settings_digest(args: argparse.Namespace) -> str:
     keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
-            "candidates", "dp2_weights", "truncation", "dp2_steps", "orientation", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+            "candidates", "dp2_weights", "truncation", "dp2_steps", "orientation", "faceness", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
     return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -441,7 +448,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-CSV_FIELDS = ["source", "face", "x1", "y1", "x2", "y2", "score", "age", "sex", "sex_confidence", "emotion", "emotion_confidence"]
+ATTRIBUTE_FIELDS = ["age", "sex", "sex_confidence", "emotion", "emotion_confidence"]
+CSV_FIELDS = ["source", "face", "x1", "y1", "x2", "y2", "score", "uncertain", "faceness"] + ATTRIBUTE_FIELDS
+"""One row per face; ``uncertain`` faces (found only by a recall net, or of doubtful faceness) are not people to count."""
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -453,7 +462,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not inputs:
         _error("no input images found")
         return 1
-    analyzer = Anonymizer(detector=args.detector, score_threshold=args.threshold, orientation=args.orientation)
+    analyzer = Anonymizer(
+        detector=args.detector, score_threshold=args.threshold, orientation=args.orientation, faceness=_faceness(args)
+    )
     failures = 0
     rows: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
@@ -471,7 +482,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             x1, y1, x2, y2 = face.box.to_list()
             rows.append(
                 {"source": str(path), "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(face.score, 4)}
-                | {k: attributes.get(k) for k in CSV_FIELDS[7:]}
+                | {"uncertain": face.uncertain, "faceness": None if face.faceness is None else round(face.faceness, 4)}
+                | {k: attributes.get(k) for k in ATTRIBUTE_FIELDS}
             )
     if args.format == "json":
         text = json.dumps({"images": images}, indent=2) + "\n"
@@ -636,6 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--orientation", default="auto", choices=["auto", "full", "off"],
                       help="photos: search turned views for sideways, upside-down and tilted faces (auto: fully where "
                            "the upright pass suggests it, docs/detection.md)")
+    anon.add_argument("--faceness", default=DEFAULT_FACENESS, choices=[DEFAULT_FACENESS, "none"],
+                      help="check each detection is a real face: doubtful ones (crests, hands, mannequins, some profiles) "
+                           "are obscured by the fallback, never synthesised, and reported uncertain")
     anon.add_argument("--shape", default="ellipse", choices=["ellipse", "box"], help="region shape")
     anon.add_argument("--mask-scale", type=float, default=1.3, help="region size relative to the face box")
     anon.add_argument("--strength", type=float, default=0.5, help="blur kernel as a fraction of the face size")
@@ -663,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--detector", default=DEFAULT_DETECTOR)
     ana.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
     ana.add_argument("--orientation", default="auto", choices=["auto", "full", "off"], help="search turned views for faces")
+    ana.add_argument("--faceness", default=DEFAULT_FACENESS, choices=[DEFAULT_FACENESS, "none"],
+                     help="mark doubtful detections (crests, hands, mannequins) uncertain: not people to count")
     ana.add_argument("-q", "--quiet", action="store_true")
     ana.set_defaults(func=cmd_analyze)
 

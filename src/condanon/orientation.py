@@ -252,7 +252,8 @@ class OrientationSearch:
         upright = [face for face in upright if any(face is k[1] for k in kept)]
         if views:  # the image holds turned faces: weak upright hits there are often turned hands and objects
             for face in upright:
-                face.uncertain = face.uncertain or face.score < self.view_score
+                if face.score < self.view_score:
+                    face.mark_uncertain(f"weak upright hit (score {face.score:.2f}, under {self.view_score:.2f}) in a photo of turned faces")
         return upright, views
 
     def _probe_side(self, view: View, upright: list[Face]) -> int:

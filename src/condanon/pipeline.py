@@ -22,6 +22,7 @@ from .attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from .conventional import OBSCURERS, Obscurer
 from .detection import DETECTORS, Detector
 from .errors import CondanonError, ConfigError, ModelError
+from .faceness import FACENESS, FacenessCheck, mark_doubtful
 from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
@@ -42,6 +43,7 @@ few pixels to carry one (SFace still matched 22-29 px synthetic faces on crowd.m
 as safe), and their attributes are unreadable."""
 ORIENTATIONS = ("auto", "full", "off")
 DEFAULT_DETECTOR = "yunet+blazeface"
+DEFAULT_FACENESS = "face-mesh"
 
 
 def _ms(start: float) -> float:
@@ -102,6 +104,9 @@ class Anonymizer:
         orientation: the search for sideways, upside-down and tilted faces (`condanon.orientation`): ``"auto"``
             probes turned views cheaply and searches them fully where the upright pass found no face, found a
             turned one, or the probe found one; ``"full"`` always searches every view; ``"off"`` none.
+        faceness: the check that a detection is a real face (`condanon.faceness`; ``None`` to skip). A face it
+            doubts (a crest's heads, a hand, a glass, a mannequin, but also some profiles and heads seen from
+            behind) is still obscured by the fallback, never synthesised, and reported ``uncertain``.
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class Anonymizer:
         truncation: float = 0.5,
         dp2_steps: int = 0,
         orientation: str = "auto",
+        faceness: str | None = DEFAULT_FACENESS,
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
@@ -152,6 +158,7 @@ class Anonymizer:
             raise ConfigError(f"unknown orientation search {orientation!r} (known: {', '.join(ORIENTATIONS)})")
         # Turned views are searched by YuNet alone: the recall nets of the ensembles are upright-only and slow.
         self.orientation = OrientationSearch(DETECTORS.create("yunet", **detector_options), mode=orientation)
+        self.faceness: FacenessCheck | None = FACENESS.create(faceness) if faceness else None
         self.landmarker = LANDMARKERS.create("dlib68")
         self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
         self.embedder: Embedder = EMBEDDERS.create(embedder)
@@ -206,6 +213,10 @@ class Anonymizer:
         for _, pixels, faces in groups:
             if not faces:
                 continue
+            if self.faceness is not None:
+                start = time.perf_counter()
+                mark_doubtful(self.faceness, pixels, faces)
+                _add(timings, "faceness", start)
             start = time.perf_counter()
             try:
                 self.landmarker.landmarks(pixels, faces)
@@ -289,7 +300,7 @@ class Anonymizer:
         face = report.face
         try:
             if self.synthesizer is not None and face.uncertain:
-                self._fall_back(output, report, "uncertain face (found only by a recall net): obscured, not synthesised")
+                self._fall_back(output, report, f"uncertain face, obscured, not synthesised: {face.doubt or 'doubtful detection'}")
             elif self.synthesizer is not None and face.box.height < MIN_SYNTHETIC_HEIGHT:
                 self._fall_back(
                     output,

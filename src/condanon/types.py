@@ -164,8 +164,18 @@ class Face:
     while it is processed; the pipeline maps its box back to the image's for the report.
     """
     uncertain: bool = False
-    """Whether the face is doubtful (found only by a recall net, too small or of doubtful faceness): it is still
-    obscured, privacy-first, but never synthesised and never counted as a person."""
+    """Whether the face is doubtful (found only by a recall net, or of doubtful faceness): it is still
+    obscured, privacy-first, but never synthesised and never counted as a person. ``doubt`` says why."""
+    doubt: str | None = None
+    """Why the face is ``uncertain`` (``None`` for a face that is not)."""
+    faceness: float | None = None
+    """How likely the detection is a real human face (0 to 1, `condanon.faceness`); ``None`` when not checked."""
+
+    def mark_uncertain(self, reason: str) -> None:
+        """Mark the face uncertain and say why (the first reason is kept)."""
+        if not self.uncertain:
+            self.doubt = reason
+        self.uncertain = True
 
     @property
     def embedding(self) -> np.ndarray | None:
@@ -181,6 +191,8 @@ class Face:
             "track_id": self.track_id,
             "angle": _round(self.angle, 1),
             "uncertain": self.uncertain,
+            "doubt": self.doubt,
+            "faceness": _round(self.faceness),
             "attributes": self.attributes.to_dict() if self.attributes else None,
         }
         if landmarks:
@@ -244,6 +256,8 @@ class FaceReport:
             "track_id": self.face.track_id,
             "angle": _round(self.face.angle, 1),
             "uncertain": self.face.uncertain,
+            "doubt": self.face.doubt,
+            "faceness": _round(self.face.faceness),
             "method": self.method,
             "verdict": self.verdict,
             "reason": self.reason,

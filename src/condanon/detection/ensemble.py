@@ -55,7 +55,9 @@ class EnsembleDetector:
             elif extra.score >= self.trust_score:
                 faces.append(extra)
             elif extra.score >= self.uncertain_score:
-                extra.uncertain = True
+                extra.mark_uncertain(
+                    f"found only by {extra.detector or 'the recall net'} (score {extra.score:.2f}, under {self.trust_score:.2f}), not confirmed"
+                )
                 faces.append(extra)
         return suppress(faces, 0.5)
 

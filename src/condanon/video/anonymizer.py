@@ -39,6 +39,7 @@ import numpy as np
 from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from ..detection.base import overlap
 from ..errors import ModelError, VideoError
+from ..faceness import mark_doubtful
 from ..identity import embed_original, is_match, similarity
 from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
 from ..synthesis.compose import Candidate, compose, triangles_for
@@ -333,6 +334,7 @@ class _RunState:
         self.keyframe = frame.index
         if not faces:
             return
+        self._read_faceness(image, faces)
         if self.need_landmarks:
             try:
                 self.a.landmarker.landmarks(image, faces)
@@ -353,9 +355,33 @@ class _RunState:
             self._check(image, [f for f in faces if id(f) not in crowded], frame.index)
         self.tracks.forget(frame.index - len(self.buffer))
 
+    def _read_faceness(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Check the faceness of the faces whose tracks no keyframe has yet read as a real face."""
+        if self.a.faceness is None:
+            return
+        tracks = [self.report.track(f.track_id, self.a.method) for f in faces]
+        doubtful = [f for f, t in zip(faces, tracks) if t.faceness is None or t.uncertain]
+        try:
+            mark_doubtful(self.a.faceness, image, doubtful)
+        except ModelError:
+            raise
+        except Exception as error:  # the check only withholds synthetic faces: without it, faces stay as detected
+            log.warning("faceness check failed: %s", error)
+            return
+        for face in doubtful:
+            if face.faceness is None:
+                continue
+            track = self.report.track(face.track_id, self.a.method)
+            track.read_faceness(face.faceness, face.doubt)
+            if track.uncertain and self.a.synthesizer is not None and face.track_id not in self.candidates:
+                track.verdict, track.method = "fallback", self.a.fallback.name
+                track.reason = f"uncertain face, obscured, not synthesised: {track.doubt}"
+
     def _choose(self, image: np.ndarray, face: Face, index: int) -> None:
         """Pick the track's synthetic identity with the verification loop, on this keyframe."""
         track = self.report.track(face.track_id, self.a.method)
+        if track.uncertain:  # not (yet) read as a real face: the fallback covers it until a keyframe does
+            return
         if face.box.height < MIN_SYNTHETIC_HEIGHT:
             self._fail(face.track_id, f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small for a synthetic face")
             return
@@ -375,6 +401,7 @@ class _RunState:
         face.embeddings.update(target.embeddings)
         if outcome.passed and outcome.candidate is not None:
             self.candidates[face.track_id] = outcome.candidate
+            track.verdict, track.reason, track.method = "anonymized", None, self.a.method
         else:
             self._fail(face.track_id, outcome.reason or "no candidate passed")
 

@@ -63,6 +63,23 @@ class TrackReport:
     readings_after: list[Attributes] = field(default_factory=list, repr=False)
     checks: list[list[IdentityCheck]] = field(default_factory=list, repr=False)
     synthesis: dict[str, Any] | None = None
+    faceness: float | None = None
+    """The best faceness any keyframe read for this track (`condanon.faceness`); ``None`` when not checked."""
+    doubt: str | None = None
+    """Why the track is ``uncertain``: no keyframe read it as a real face (``None`` once one did)."""
+
+    @property
+    def uncertain(self) -> bool:
+        """Whether no keyframe read the track as a real face: obscured, never synthesised, not a person to count."""
+        return self.doubt is not None
+
+    def read_faceness(self, value: float, doubt: str | None) -> None:
+        """Record one keyframe's faceness; one reading as a face (``doubt`` None) clears the doubt for good."""
+        if self.faceness is None:
+            self.doubt = doubt
+        elif doubt is None:
+            self.doubt = None
+        self.faceness = value if self.faceness is None else max(self.faceness, value)
 
     def seen(self, frame: int, source: str) -> None:
         """Count one frame on which the track was anonymised."""
@@ -105,6 +122,9 @@ class TrackReport:
             "frames": self.frames,
             "sources": dict(self.sources),
             "fallback_frames": self.fallback_frames,
+            "uncertain": self.uncertain,
+            "doubt": self.doubt,
+            "faceness": None if self.faceness is None else round(self.faceness, 4),
             "attributes_before": before.to_dict() if before else None,
             "attributes_after": after.to_dict() if after else None,
             "readings": len(self.readings),
