@@ -582,3 +582,13 @@ def test_video_summary_errors_fail_the_input_and_keep_the_output(tmp_path, capsy
     assert error_lines(err) == ["condanon: error: clip.mp4: truncated: 41 of 72 frames decoded"]
     assert (out / "clip.mp4").read_bytes() == b"what was decoded"
     assert dict((Path(s).name, status) for s, _, status in job_rows(out)) == {"clip.mp4": "failed", "a.png": "done"}
+
+
+def test_a_long_command_line_does_not_crash_the_model_runtime(scenes):
+    """onnxruntime's import recursed over every argument and segfaulted past a few hundred (a shell glob)."""
+    code = "import sys; from condanon.cli import main; sys.exit(main())"
+    args = ["analyze", str(scenes / "astronaut.jpg"), "--format", "csv"] + ["-q"] * 12000
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    rows = done.stdout.splitlines()
+    assert rows[0].startswith("source,face") and len(rows) == 2 and "astronaut.jpg" in rows[1]

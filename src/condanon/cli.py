@@ -54,6 +54,7 @@ from .imageio import (
     write_frames,
     write_image,
 )
+from .runtime import preload_onnxruntime
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
 METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
@@ -716,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    preload_onnxruntime()
     handler = logging.StreamHandler()
     handler.setFormatter(_OneLine("condanon: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])

@@ -27,6 +27,7 @@ from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
 from .orientation import OrientationSearch, View
+from .runtime import preload_onnxruntime
 from .synthesis import Synthesizer
 from .synthesis.checked import CheckedSynthesizer
 from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
@@ -136,6 +137,7 @@ class Anonymizer:
         orientation: str = "auto",
         faceness: str | None = DEFAULT_FACENESS,
     ) -> None:
+        preload_onnxruntime()  # before any model package imports it (a long command line crashes its import)
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
         self.preserve = tuple(preserve)
