@@ -137,3 +137,20 @@ def test_cli_evaluate(small_set, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| original |" in printed and "| blur:strength=0.25 |" in printed
     assert (out / "faces.csv").is_file()
+
+
+def test_realism_and_held_out_readers_are_measured(evaluation):
+    result, out = evaluation
+    table = result.summaries[result.datasets[0].name]
+    original, mask = table["original"], table["mask"]
+    assert original.texture_ratio == pytest.approx(1.0) and original.skin_de == 0.0
+    assert original.ho_sex_agreement == 1.0 and original.ho_sex_ceiling is not None and original.ho_sex_ceiling >= 0.6
+    assert mask.texture_ratio < 0.05 and mask.skin_de > 30 and mask.ho_emotion_agreement < original.ho_emotion_agreement
+    assert original.two_sample is None  # nine photos: too few for the two-sample test's halves
+    sizes = [g for g in ("< 64 px", "64-127 px", ">= 128 px") if g in result.breakdown]
+    assert sum(result.breakdown[g]["original"].faces for g in sizes) == original.faces  # each face in one size group
+    text = (out / "evaluation.md").read_text()
+    assert "Realism and held-out readers" in text and "two-sample" in text
+    with open(out / "faces.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"texture_ratio", "skin_de", "ho_sex_mirror", "ho_emotion_after"} <= set(rows[0])

@@ -11,11 +11,21 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError
 from .dataset import Dataset
-from .metrics import MethodSummary, summarise_all
+from .metrics import MethodSummary, realism_breakdown, summarise_all
 from .plots import attribute_bars, contact_sheet, privacy_utility
 from .records import FaceRecord
 from .report import write_reports
-from .runner import HELD_OUT, IN_LOOP, PADDING_NOTE, SECOND_DETECTOR, MethodSpec, default_workers, load_all, reidentify, run_samples
+from .runner import (
+    HELD_OUT,
+    IN_LOOP,
+    PADDING_NOTE,
+    SECOND_DETECTOR,
+    MethodSpec,
+    default_workers,
+    load_all,
+    reidentify,
+    run_samples,
+)
 
 DEFAULT_METHODS = ("original", "blur", "pixelate", "mask")
 
@@ -31,6 +41,8 @@ class Evaluation:
     summaries: dict[str, dict[str, MethodSummary]]
     """``{dataset name or "all": {method: summary}}``."""
     errors: list[str] = field(default_factory=list)
+    breakdown: dict[str, dict[str, MethodSummary]] = field(default_factory=dict)
+    """Realism and held-out readers by face size, pose and skin tone: ``{group: {method: summary}}``."""
     padding: str = PADDING_NOTE
     seconds: float = 0.0
     files: dict[str, str] = field(default_factory=dict)
@@ -51,6 +63,7 @@ class Evaluation:
                 for d in self.datasets
             ],
             "summaries": {name: {m: s.to_dict() for m, s in table.items()} for name, table in self.summaries.items()},
+            "breakdown": {name: {m: s.to_dict() for m, s in table.items()} for name, table in self.breakdown.items()},
             "errors": self.errors,
             "files": self.files,
         }
@@ -105,6 +118,7 @@ def evaluate(
         records=records,
         summaries=summarise_all(records, labels),
         errors=errors,
+        breakdown=realism_breakdown(records, labels),
     )
     result.seconds = time.perf_counter() - start
     if out is not None:

@@ -14,6 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from .realism import (
+    DARK_SKIN_L,
+    FRONTAL_YAW,
+    SIZE_BUCKETS,
+    TEXTURE_MIN_HEIGHT,
+    two_sample_accuracy,
+)
 from .records import FaceRecord
 
 
@@ -50,6 +57,24 @@ class MethodSummary:
     """Median time of the method per face (anonymisation with its own checks)."""
     fallbacks: int = 0
     fallback_reasons: dict[str, int] = field(default_factory=dict)
+    # Realism and fidelity (`condanon.evaluation.realism`; shared/docs/field.md items 6-7).
+    texture_ratio: float | None = None
+    """Median texture ratio (after / before) over faces at least `TEXTURE_MIN_HEIGHT` high."""
+    texture_faces: int = 0
+    skin_de: float | None = None
+    """Median Delta E of the skin's median L*a*b*."""
+    dark_skin_dl: float | None = None
+    """Median L* shift of dark skin (L* before under `DARK_SKIN_L`); positive: lighter."""
+    dark_faces: int = 0
+    ho_sex_agreement: float | None = None
+    """Held-out readers: agreement between original and output; ``*_ceiling``: original and its mirror image."""
+    ho_sex_ceiling: float | None = None
+    ho_age_within_10: float | None = None
+    ho_age_ceiling: float | None = None
+    ho_emotion_agreement: float | None = None
+    ho_emotion_ceiling: float | None = None
+    two_sample: float | None = None
+    """Accuracy of a classifier telling original crops from anonymised ones (0.5: indistinguishable)."""
 
     @property
     def attribute_retention(self) -> float | None:
@@ -117,7 +142,57 @@ def summarise(records: list[FaceRecord], dataset: str, method: str) -> MethodSum
     fell = [r for r in found if r.verdict == "fallback"]
     summary.fallbacks = len(fell)
     summary.fallback_reasons = dict(Counter(reason_kind(r.reason) for r in fell).most_common())
+    _realism(summary, found)
     return summary
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.median(kept)) if kept else None
+
+
+def _realism(summary: MethodSummary, found: list[FaceRecord]) -> None:
+    """Fill the realism and held-out reader figures of ``summary`` from ``found``."""
+    large = [r for r in found if (r.face_px or 0.0) >= TEXTURE_MIN_HEIGHT and r.texture_ratio is not None]
+    summary.texture_ratio, summary.texture_faces = _median(r.texture_ratio for r in large), len(large)
+    summary.skin_de = _median(r.skin_de for r in found)
+    dark = [r for r in found if r.skin_l_before is not None and r.skin_l_before < DARK_SKIN_L]
+    summary.dark_skin_dl, summary.dark_faces = _median(r.skin_dl for r in dark), len(dark)
+    for attribute in ("sex", "emotion"):
+        before = f"ho_{attribute}_before"
+        setattr(summary, f"ho_{attribute}_agreement", _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_after")))
+        setattr(summary, f"ho_{attribute}_ceiling", _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_mirror")))
+    summary.ho_age_within_10 = _rate(abs(a - b) <= 10 for a, b in _pairs(found, "ho_age_before", "ho_age_after"))
+    summary.ho_age_ceiling = _rate(abs(a - b) <= 10 for a, b in _pairs(found, "ho_age_before", "ho_age_mirror"))
+    paired = [r for r in found if "before" in r.crops and "after" in r.crops]
+    if paired:
+        summary.two_sample = two_sample_accuracy(
+            [r.crops["before"] for r in paired], [r.crops["after"] for r in paired], [r.sample for r in paired]
+        )
+
+
+def face_groups(record: FaceRecord) -> list[str]:
+    """Return the groups a face counts in for the realism breakdown: its size, pose and skin tone."""
+    groups = []
+    if record.face_px is not None:
+        groups += [name for low, high, name in SIZE_BUCKETS if low <= record.face_px < high]
+    if record.yaw is not None:
+        groups.append("frontal" if abs(record.yaw) < FRONTAL_YAW else "turned")
+    if record.skin_l_before is not None:
+        groups.append("dark skin" if record.skin_l_before < DARK_SKIN_L else "lighter skin")
+    return groups
+
+
+def realism_breakdown(records: list[FaceRecord], methods: list[str]) -> dict[str, dict[str, MethodSummary]]:
+    """Return ``{group: {method: summary}}`` over every dataset, for the groups of `face_groups`."""
+    found = [r for r in records if r.detected]
+    names = [name for _, _, name in SIZE_BUCKETS] + ["frontal", "turned", "dark skin", "lighter skin"]
+    out: dict[str, dict[str, MethodSummary]] = {}
+    for name in names:
+        members = [r for r in found if name in face_groups(r)]
+        if members:
+            out[name] = {m: summarise([r for r in members if r.method == m], name, m) for m in methods}
+    return out
 
 
 def summarise_all(records: list[FaceRecord], methods: list[str]) -> dict[str, dict[str, MethodSummary]]:

@@ -42,8 +42,31 @@ class FaceRecord:
     detected_after_primary: bool | None = None
     detected_after_second: bool | None = None
     ms: float | None = None
+    face_px: float | None = None
+    """The original face's box height."""
+    yaw: float | None = None
+    """The nose's offset from the eyes' midpoint over the eye distance (0: frontal; `realism.yaw_of`)."""
+    texture_ratio: float | None = None
+    """Laplacian variance of the inner face, after / before (`condanon.evaluation.realism`)."""
+    skin_l_before: float | None = None
+    skin_de: float | None = None
+    """Delta E (CIE76) between the median L*a*b* of the skin before and after."""
+    skin_dl: float | None = None
+    """L* after minus L* before (positive: lighter)."""
+    ho_age_before: float | None = None
+    """Held-out readers (`realism.HELD_OUT_READERS`) on the original, the output and the original mirrored in place."""
+    ho_age_after: float | None = None
+    ho_age_mirror: float | None = None
+    ho_sex_before: str | None = None
+    ho_sex_after: str | None = None
+    ho_sex_mirror: str | None = None
+    ho_emotion_before: str | None = None
+    ho_emotion_after: str | None = None
+    ho_emotion_mirror: str | None = None
     vectors_after: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """The anonymised face's identity vectors (for re-identification; not written out)."""
+    crops: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Grey feature crops ``before`` and ``after`` (for the two-sample test; not written out)."""
 
     def row(self) -> dict[str, Any]:
         """Return the CSV row: every field but the vectors, ``box`` as text."""
@@ -52,4 +75,4 @@ class FaceRecord:
         return out
 
 
-CSV_COLUMNS = [f.name for f in fields(FaceRecord) if f.name != "vectors_after"]
+CSV_COLUMNS = [f.name for f in fields(FaceRecord) if f.name not in ("vectors_after", "crops")]

@@ -26,6 +26,7 @@ from ..identity import EMBEDDERS, embed_original, is_match, similarity
 from ..imageio import read_image
 from ..pipeline import METHODS, Anonymizer
 from .dataset import Dataset, Sample, load_dataset, subset
+from .realism import HeldOutReaders, Reading, grey_crop, measure, mirrored_in_place
 from .records import FaceRecord
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class _Worker:
         }
         self.embedders = {name: EMBEDDERS.create(name) for name in (IN_LOOP, HELD_OUT)}
         self.second = PaddedDetector(DETECTORS.create(SECOND_DETECTOR))  # same padding as YuNet gets
+        self.readers = HeldOutReaders()
 
     def run(self, sample: Sample, thumbnail: bool) -> SampleOutcome:
         """Return the records of every method on ``sample``'s main face."""
@@ -111,6 +113,9 @@ class _Worker:
         main = max(range(len(faces)), key=lambda i: faces[i].box.area)
         vectors = {name: embed_original(e, image, faces) for name, e in self.embedders.items()}
         target = faces[main]
+        read_before = self.readers.read(image, target)
+        read_mirror = self.readers.read(*mirrored_in_place(image, target))
+        crop_before = grey_crop(image, target)
         records, crops = [], {}
         if thumbnail:
             crops["original"] = _crop(image, target.box)
@@ -129,6 +134,8 @@ class _Worker:
             self._identity(record, report, vectors, main, output, target)
             self._attributes(record, target, report)
             self._detectability(record, output, target)
+            self._realism(record, image, output, target, read_before, read_mirror)
+            record.crops = {"before": crop_before, "after": grey_crop(output, target)}
             records.append(record)
             if thumbnail:
                 crops[spec.label] = _crop(output, target.box)
@@ -162,6 +169,14 @@ class _Worker:
             record.age_before, record.sex_before, record.emotion_before = before.age, before.sex, before.emotion
         if after is not None:
             record.age_after, record.sex_after, record.emotion_after = after.age, after.sex, after.emotion
+
+    def _realism(self, record: FaceRecord, image: np.ndarray, output: np.ndarray, target: Any, before: Reading, mirror: Reading) -> None:
+        for name, value in measure(image, output, target).items():
+            setattr(record, name, value)
+        after = before if output is image else self.readers.read(output, target)
+        for kind, reading in (("before", before), ("after", after), ("mirror", mirror)):
+            for attribute in ("age", "sex", "emotion"):
+                setattr(record, f"ho_{attribute}_{kind}", getattr(reading, attribute))
 
     def _detectability(self, record: FaceRecord, output: np.ndarray, target: Any) -> None:
         record.detected_after_primary = any(f.box.iou(target.box) >= 0.5 for f in self.base.detector.detect(output))
