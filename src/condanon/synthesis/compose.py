@@ -125,7 +125,7 @@ def prepare(frame: np.ndarray, original68: np.ndarray) -> Region:
     small = (max(4, round(size[0] * scale)), max(4, round(size[1] * scale)))
     roi_small = cv2.resize(roi, small, interpolation=cv2.INTER_AREA) if scale < 1 else roi
     # colour: over the cheeks, nose and mouth (below the brows: no hair, no background)
-    region = _polygon(skin_polygon((source_layout - origin) * scale), small)
+    region = skin_only((source_layout - origin) * scale, small)
     mean, std = _region_stats(cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32), region)
     skin = _polygon(skin_polygon(source_layout) - origin, size)
     noise = _noise_level(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32), skin)
@@ -163,9 +163,11 @@ def compose(
     inside = _polygon(geometry.outline(target_small), small)
     face_height = float(np.ptp(geometry.outline(target_small)[:, 1])) or 1.0
 
-    # 3. colour: the prototype's Lab statistics become the original's over its skin
+    # 3. colour: the prototype's Lab statistics become the original's, both over the same part of the face
+    # (`skin_polygon`: below the brows; over the whole outline the prototype's brows and forehead weigh in,
+    # and the transfer lightened dark skin by ~4 L*)
     face_lab = cv2.cvtColor(face, cv2.COLOR_BGR2LAB).astype(np.float32)
-    mean_p, std_p = _region_stats(face_lab, inside)
+    mean_p, std_p = _region_stats(face_lab, skin_only(target_small, small))
     ratio = np.clip(region.std / std_p, *COLOUR_RATIO)
     face = cv2.cvtColor(np.clip((face_lab - mean_p) * ratio + region.mean + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
@@ -226,6 +228,17 @@ def _forehead_fade(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def skin_polygon(points: np.ndarray) -> np.ndarray:
     """Return the polygon (jaw 1-15, then the outer brow ends) whose pixels give the colour and noise statistics."""
     return np.concatenate([points[1:16], points[[26, 17]]])
+
+
+def skin_only(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return the mask of `skin_polygon` without the eyes, brows and mouth (their hulls, grown a little)."""
+    mask = _polygon(skin_polygon(points), size).astype(np.uint8)
+    grow = max(3, int(0.12 * float(np.linalg.norm(points[45] - points[36]))))
+    for part in geometry.FEATURES:
+        hole = np.zeros_like(mask)
+        cv2.fillConvexPoly(hole, cv2.convexHull(np.round(points[part]).astype(np.int32)), 1)
+        mask[cv2.dilate(hole, np.ones((grow, grow), np.uint8)) > 0] = 0
+    return mask > 0
 
 
 def _polygon(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
