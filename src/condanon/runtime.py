@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import Any
 
 PRELOAD_STACK = 1 << 30
 """Stack of the thread that imports onnxruntime (1 GiB of address space: over a million arguments)."""
@@ -38,3 +39,32 @@ def preload_onnxruntime() -> None:
         finally:
             threading.stack_size(previous)
         thread.join()
+
+
+def onnx_model(name: str) -> tuple[Any, threading.Lock]:
+    """Return a single-threaded CPU session of the registered model ``name`` and a lock for its calls, loaded once.
+
+    Raises `ModelError` (one line) when the file is missing, fails its checksum, or onnxruntime cannot read it.
+    """
+    from .weights import load_once
+
+    return load_once(name, lambda: _session(name))
+
+
+def _session(name: str) -> tuple[Any, threading.Lock]:
+    from .errors import ModelError
+    from .weights import model_path
+
+    preload_onnxruntime()
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # deterministic, and no oversubscription beside the other models
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(model_path(name)), options, providers=["CPUExecutionProvider"])
+    except ModelError:
+        raise
+    except Exception as error:  # noqa: BLE001  (onnxruntime raises its own types for a file it cannot parse)
+        raise ModelError(f"model {name!r} cannot be loaded: {' '.join(str(error).split())[:200]}") from None
+    return session, threading.Lock()

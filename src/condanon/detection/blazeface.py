@@ -26,14 +26,12 @@ tip, and mouth corners placed on either side of its mouth centre (`landmarks5`).
 from __future__ import annotations
 
 import math
-import threading
 
 import cv2
 import numpy as np
 
-from ..errors import ModelError
+from ..runtime import onnx_model
 from ..types import Box, Face
-from ..weights import load_once, model_path
 from .base import DETECTORS, overlap
 
 INPUT = 192
@@ -52,21 +50,6 @@ MOUTH = 0.42
 def _anchors() -> np.ndarray:
     ys, xs = np.mgrid[0:GRID, 0:GRID]
     return np.stack([(xs + 0.5) / GRID, (ys + 0.5) / GRID], axis=-1).reshape(-1, 2).astype(np.float32)
-
-
-def _load():  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(model_path("blazeface")), options, providers=["CPUExecutionProvider"])
-    except ModelError:
-        raise
-    except Exception as error:  # noqa: BLE001  (onnxruntime raises its own types for a file it cannot parse)
-        raise ModelError(f"model 'blazeface' cannot be loaded: {' '.join(str(error).split())[:200]}") from None
-    return session, threading.Lock()
 
 
 def to_yunet(box: Box) -> Box:
@@ -153,7 +136,7 @@ class BlazeFaceDetector:
 
     def _infer(self, squares: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Return raw regressors (N x 2304 x 16) and scores (N x 2304) for 192 px BGR squares."""
-        session, lock = load_once("blazeface", _load)
+        session, lock = onnx_model("blazeface")
         regs, scores = [], []
         for start in range(0, len(squares), self.batch):
             chunk = np.stack(squares[start : start + self.batch])[..., ::-1].astype(np.float32) / 127.5 - 1.0

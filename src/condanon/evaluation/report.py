@@ -27,32 +27,30 @@ HEADER = (
 )
 
 
+def _table(header: str, rows: list[str]) -> str:
+    """Return a Markdown table: ``header``, its separator line, then ``rows``."""
+    return "\n".join([header, "|" + "---|" * (header.count("|") - 1), *rows])
+
+
 def markdown_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of one dataset: one row per method."""
-    lines = [HEADER, "|" + "---|" * (HEADER.count("|") - 1)]
-    for method, s in summaries.items():
-        in_loop = "" if method == "original" else " *"
-        lines.append(
-            f"| {method} | {s.faces}/{s.samples} | {_pct(s.sface_removed)}{in_loop} | {_pct(s.dlib_removed)} "
-            f"| {_pct(s.reid_sface)} | {_pct(s.reid_dlib)} | {_pct(s.sex_agreement)} | {_num(s.age_difference)} "
-            f"| {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} | {_pct(s.detected_primary)} "
-            f"| {_pct(s.detected_second)} | {_num(s.ms_per_face, 0)} | {s.fallbacks} |"
-        )
-    return "\n".join(lines)
+    return _table(HEADER, [
+        f"| {method} | {s.faces}/{s.samples} | {_pct(s.sface_removed)}{'' if method == 'original' else ' *'} "
+        f"| {_pct(s.dlib_removed)} | {_pct(s.reid_sface)} | {_pct(s.reid_dlib)} | {_pct(s.sex_agreement)} "
+        f"| {_num(s.age_difference)} | {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} | {_pct(s.detected_primary)} "
+        f"| {_pct(s.detected_second)} | {_num(s.ms_per_face, 0)} | {s.fallbacks} |"
+        for method, s in summaries.items()
+    ])
 
 
 def label_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of accuracy against the labels, before and after each method."""
-    lines = [
-        "| method | sex acc before | sex acc after | age MAE before | age MAE after | emotion acc before | emotion acc after |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for method, s in summaries.items():
-        lines.append(
-            f"| {method} | {_pct(s.sex_accuracy_before)} | {_pct(s.sex_accuracy_after)} | {_num(s.age_mae_before)} "
-            f"| {_num(s.age_mae_after)} | {_pct(s.emotion_accuracy_before)} | {_pct(s.emotion_accuracy_after)} |"
-        )
-    return "\n".join(lines)
+    header = "| method | sex acc before | sex acc after | age MAE before | age MAE after | emotion acc before | emotion acc after |"
+    return _table(header, [
+        f"| {method} | {_pct(s.sex_accuracy_before)} | {_pct(s.sex_accuracy_after)} | {_num(s.age_mae_before)} "
+        f"| {_num(s.age_mae_after)} | {_pct(s.emotion_accuracy_before)} | {_pct(s.emotion_accuracy_after)} |"
+        for method, s in summaries.items()
+    ])
 
 
 REALISM_HEADER = (
@@ -63,15 +61,13 @@ REALISM_HEADER = (
 
 def realism_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of realism and held-out readers: one row per method."""
-    lines = [REALISM_HEADER, "|" + "---|" * (REALISM_HEADER.count("|") - 1)]
-    for method, s in summaries.items():
-        lines.append(
-            f"| {method} | {_num(s.texture_ratio, 2)} (n={s.texture_faces}) | {_num(s.skin_de)} "
-            f"| {_num(s.dark_skin_dl)} (n={s.dark_faces}) | {_pct(s.ho_sex_agreement)} ({_pct(s.ho_sex_ceiling)}) "
-            f"| {_pct(s.ho_age_within_10)} ({_pct(s.ho_age_ceiling)}) "
-            f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} |"
-        )
-    return "\n".join(lines)
+    return _table(REALISM_HEADER, [
+        f"| {method} | {_num(s.texture_ratio, 2)} (n={s.texture_faces}) | {_num(s.skin_de)} "
+        f"| {_num(s.dark_skin_dl)} (n={s.dark_faces}) | {_pct(s.ho_sex_agreement)} ({_pct(s.ho_sex_ceiling)}) "
+        f"| {_pct(s.ho_age_within_10)} ({_pct(s.ho_age_ceiling)}) "
+        f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} |"
+        for method, s in summaries.items()
+    ])
 
 
 def markdown(result: Any) -> str:

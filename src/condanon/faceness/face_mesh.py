@@ -15,14 +15,12 @@ non-face rose above 0.31).
 from __future__ import annotations
 
 import math
-import threading
 
 import cv2
 import numpy as np
 
-from ..errors import ModelError
+from ..runtime import onnx_model
 from ..types import Face
-from ..weights import load_once, model_path
 from .base import FACENESS
 
 INPUT = 192
@@ -30,21 +28,6 @@ SCALE = 1.5
 """The crop's side over the box's longer side (MediaPipe's ROI scale for the face mesh)."""
 MIRROR_BELOW = 0.9
 """A crop scoring under this is scored mirrored too (the higher score counts)."""
-
-
-def _load():  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # as every model here: deterministic, no oversubscription
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(model_path("face-landmark")), options, providers=["CPUExecutionProvider"])
-    except ModelError:
-        raise
-    except Exception as error:  # noqa: BLE001  (onnxruntime raises its own types for a file it cannot parse)
-        raise ModelError(f"model 'face-landmark' cannot be loaded: {' '.join(str(error).split())[:200]}") from None
-    return session, threading.Lock()
 
 
 def crop(image: np.ndarray, face: Face, size: int = INPUT, scale: float = SCALE) -> np.ndarray:
@@ -81,7 +64,7 @@ class FaceMeshFaceness:
 
 def _presence(crops: np.ndarray) -> np.ndarray:
     """Return the face-presence probability of each RGB uint8 crop (N x 192 x 192 x 3)."""
-    session, lock = load_once("face-landmark", _load)
+    session, lock = onnx_model("face-landmark")
     with lock:
         _, logits = session.run(None, {"input_1": crops.astype(np.float32) / 255.0})
     logits = np.clip(logits.reshape(-1).astype(np.float64), -100.0, 100.0)
