@@ -190,3 +190,27 @@ def test_dp2_handles_a_face_cut_by_the_image_border(tiny, scenes, load):
     assert 1 <= report.synthesis["attempts"] <= 2 and report.identity[0].matched is False
     x1, y1, x2, y2 = report.face.box.to_int()
     assert np.any(result.image[max(y1, 0) : y2, max(x1, 0) : x2] != cut[max(y1, 0) : y2, max(x1, 0) : x2], axis=2).mean() > 0.5
+
+
+def test_method_auto_picks_dp2_only_where_torch_and_its_checkpoint_are(tiny, tmp_path, monkeypatch, scenes, capsys):
+    from condanon.pipeline import resolve_method
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no official checkpoint there
+    assert resolve_method("auto", "fdf256") == "synthetic"
+    assert resolve_method("auto", str(tmp_path / "missing.pt")) == "synthetic"
+    assert resolve_method("auto", str(tiny["tiny256"])) == "dp2"
+    assert resolve_method("blur", str(tiny["tiny256"])) == "blur"
+    assert condanon.Anonymizer(method="auto", dp2_weights=str(tiny["tiny256"])).method == "dp2"
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    assert resolve_method("auto", str(tiny["tiny256"])) == "synthetic"
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    report = tmp_path / "report.json"
+    out = tmp_path / "out.jpg"
+    assert main(["anonymize", str(scenes / "astronaut.jpg"), "-o", str(out), "--method", "auto", "--report", str(report), "-q"]) == 0
+    summary = json.loads(report.read_text())
+    assert summary["method"] == "synthetic"  # what auto chose: no official checkpoint in TORCH_HOME
+    faces = summary["results"][0]["faces"]
+    assert faces and {f["method"] for f in faces} <= {"synthetic", "mask"}

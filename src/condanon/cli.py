@@ -57,7 +57,7 @@ from .imageio import (
 from .runtime import preload_onnxruntime
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
-METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask")
+METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask", "auto")
 DEFAULT_DETECTOR = "yunet+blazeface"
 """`pipeline.DEFAULT_DETECTOR` (the pipeline is imported only when a command runs; a test keeps the two equal)."""
 DEFAULT_FACENESS = "face-mesh"
@@ -270,9 +270,12 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 
 def _settings_digest(args: argparse.Namespace) -> str:
+    from .pipeline import resolve_method
+
+    settings = vars(args) | {"method": resolve_method(args.method, args.dp2_weights)}  # what auto stands for here
     keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
             "candidates", "dp2_weights", "truncation", "dp2_steps", "orientation", "faceness", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
-    return hashlib.sha256(json.dumps({k: getattr(args, k, None) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({k: settings.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _anonymize_image(args: argparse.Namespace, anonymizer: Any, path: Path, target: Path) -> dict[str, Any]:
@@ -430,7 +433,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     if args.report:
         summary = {
             "condanon": __version__,
-            "method": args.method,
+            "method": anonymizer.method,  # what auto chose
             "seed": args.seed,
             "inputs": len(plan),
             "skipped": skipped,
@@ -633,7 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output folder (a resumable job), or file for one input; 'none' for a stream: reports only")
     anon.add_argument("--method", default="synthetic", choices=METHOD_CHOICES,
                       help="synthetic: a new face with the same age, sex, expression and pose (default); "
-                           "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md)")
+                           "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md); "
+                           "auto: dp2 where PyTorch and its checkpoint are installed, else synthetic")
     anon.add_argument("--candidates", type=int,
                       help="synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)")
     anon.add_argument("--dp2-weights", default="fdf256",

@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,8 @@ from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
 
 log = logging.getLogger(__name__)
 
-METHODS = ("synthetic", "dp2", "blur", "pixelate", "mask")
+METHODS = ("synthetic", "dp2", "blur", "pixelate", "mask", "auto")
+"""``auto`` stands for ``dp2`` where PyTorch and the dp2 checkpoint are installed, else ``synthetic`` (`resolve_method`)."""
 DEFAULT_CANDIDATES = {"synthetic": 6, "dp2": 4}
 """Candidates per face: a DP2 candidate costs a generator pass (about 1 s on 2 cores), a prototype one ~0.1 s."""
 ATTRIBUTE_NAMES = ("age", "sex", "emotion")
@@ -45,6 +47,26 @@ as safe), and their attributes are unreadable."""
 ORIENTATIONS = ("auto", "full", "off")
 DEFAULT_DETECTOR = "yunet+blazeface"
 DEFAULT_FACENESS = "face-mesh"
+
+
+def resolve_method(method: str, dp2_weights: str = "fdf256") -> str:
+    """Return the method to run for ``method``: ``"auto"`` becomes ``"dp2"`` where PyTorch is installed and the
+    checkpoint ``dp2_weights`` is on disk (nothing is downloaded, its checksum is checked when it loads), and
+    ``"synthetic"`` elsewhere; any other name is itself."""
+    if method != "auto":
+        return method
+    import importlib.util
+
+    from .weights import MODELS
+
+    if importlib.util.find_spec("torch") is None:
+        chosen, why = "synthetic", "PyTorch is not installed"
+    else:
+        entry = MODELS.get(f"dp2-{dp2_weights}")
+        present = entry.locate().is_file() if entry is not None else Path(dp2_weights).expanduser().is_file()
+        chosen, why = ("dp2", f"checkpoint {dp2_weights} found") if present else ("synthetic", f"no dp2 checkpoint {dp2_weights}")
+    log.info("method auto: %s (%s)", chosen, why)
+    return chosen
 
 
 def _ms(start: float) -> float:
@@ -72,7 +94,8 @@ class Anonymizer:
     Args:
         method: ``"synthetic"`` (a new face that keeps age, sex, expression and pose), ``"dp2"``
             (DeepPrivacy2's generator inpaints the face; needs ``condanon[dp2]`` and a checkpoint, docs/dp2.md),
-            ``"pixelate"``, ``"blur"`` or ``"mask"``.
+            ``"pixelate"``, ``"blur"``, ``"mask"``, or ``"auto"``: ``dp2`` where PyTorch and the checkpoint
+            are installed, else ``synthetic`` (``self.method`` says which).
         preserve: attributes the method should keep; reported before and after for every face. The
             synthetic method checks them on every candidate and falls back when none keeps them.
         seed: makes every random choice reproducible (the same image and seed give the same output).
@@ -140,6 +163,7 @@ class Anonymizer:
         preload_onnxruntime()  # before any model package imports it (a long command line crashes its import)
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+        method = resolve_method(method, str(dp2_weights))
         self.preserve = tuple(preserve)
         unknown = set(self.preserve) - set(ATTRIBUTE_NAMES)
         if unknown:

@@ -129,7 +129,8 @@ class VideoAnonymizer:
         if self.anonymizer.method == "dp2":
             raise VideoError(
                 "the dp2 method is for photos (about a second per candidate face on a CPU, and no per-frame "
-                "re-rendering of a track's identity yet): use --method synthetic, blur, pixelate or mask for videos"
+                "re-rendering of a track's identity yet; --method auto chooses it where its checkpoint is installed): "
+                "use --method synthetic, blur, pixelate or mask for videos"
             )
         if detector is not None:
             from ..detection import DETECTORS
