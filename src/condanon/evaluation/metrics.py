@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .realism import (
+    CHILD_AGE,
     DARK_SKIN_L,
     FRONTAL_YAW,
     SIZE_BUCKETS,
@@ -75,6 +76,9 @@ class MethodSummary:
     ho_emotion_ceiling: float | None = None
     two_sample: float | None = None
     """Accuracy of a classifier telling original crops from anonymised ones (0.5: indistinguishable)."""
+    stretch_median: float | None = None
+    """Median and largest warp stretch of the kept synthetic faces (`synthesis.warp.distortion`)."""
+    stretch_max: float | None = None
 
     @property
     def attribute_retention(self) -> float | None:
@@ -164,6 +168,9 @@ def _realism(summary: MethodSummary, found: list[FaceRecord]) -> None:
         setattr(summary, f"ho_{attribute}_ceiling", _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_mirror")))
     summary.ho_age_within_10 = _rate(abs(a - b) <= 10 for a, b in _pairs(found, "ho_age_before", "ho_age_after"))
     summary.ho_age_ceiling = _rate(abs(a - b) <= 10 for a, b in _pairs(found, "ho_age_before", "ho_age_mirror"))
+    stretches = [r.stretch for r in found if r.stretch is not None]
+    summary.stretch_median = _median(stretches)
+    summary.stretch_max = max(stretches) if stretches else None
     paired = [r for r in found if "before" in r.crops and "after" in r.crops]
     if paired:
         summary.two_sample = two_sample_accuracy(
@@ -172,7 +179,7 @@ def _realism(summary: MethodSummary, found: list[FaceRecord]) -> None:
 
 
 def face_groups(record: FaceRecord) -> list[str]:
-    """Return the groups a face counts in for the realism breakdown: its size, pose and skin tone."""
+    """Return the groups a face counts in for the breakdown: its size, pose, skin tone and age (child or adult)."""
     groups = []
     if record.face_px is not None:
         groups += [name for low, high, name in SIZE_BUCKETS if low <= record.face_px < high]
@@ -180,13 +187,15 @@ def face_groups(record: FaceRecord) -> list[str]:
         groups.append("frontal" if abs(record.yaw) < FRONTAL_YAW else "turned")
     if record.skin_l_before is not None:
         groups.append("dark skin" if record.skin_l_before < DARK_SKIN_L else "lighter skin")
+    if record.age_before is not None:
+        groups.append("child (< 13 y)" if record.age_before < CHILD_AGE else "13 y and over")
     return groups
 
 
 def realism_breakdown(records: list[FaceRecord], methods: list[str]) -> dict[str, dict[str, MethodSummary]]:
     """Return ``{group: {method: summary}}`` over every dataset, for the groups of `face_groups`."""
     found = [r for r in records if r.detected]
-    names = [name for _, _, name in SIZE_BUCKETS] + ["frontal", "turned", "dark skin", "lighter skin"]
+    names = [name for _, _, name in SIZE_BUCKETS] + ["frontal", "turned", "dark skin", "lighter skin", "child (< 13 y)", "13 y and over"]
     out: dict[str, dict[str, MethodSummary]] = {}
     for name in names:
         members = [r for r in found if name in face_groups(r)]

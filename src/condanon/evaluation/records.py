@@ -26,6 +26,10 @@ class FaceRecord:
     box: list[float] | None = None
     verdict: str | None = None
     reason: str | None = None
+    attempts: int | None = None
+    """Candidates the synthetic method tried for this face."""
+    drift: str | None = None
+    """Attribute checks the kept synthetic face failed in the loop (``;``-joined; empty: none)."""
     sface_similarity: float | None = None
     sface_matched: bool | None = None
     dlib_distance: float | None = None
@@ -46,6 +50,8 @@ class FaceRecord:
     """The original face's box height."""
     yaw: float | None = None
     """The nose's offset from the eyes' midpoint over the eye distance (0: frontal; `realism.yaw_of`)."""
+    stretch: float | None = None
+    """The kept synthetic face's largest warp stretch (`synthesis.warp.distortion`; None: not synthesised)."""
     texture_ratio: float | None = None
     """Laplacian variance of the inner face, after / before (`condanon.evaluation.realism`)."""
     skin_l_before: float | None = None

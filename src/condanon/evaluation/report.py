@@ -55,7 +55,7 @@ def label_table(summaries: dict[str, MethodSummary]) -> str:
 
 REALISM_HEADER = (
     "| method | texture after/before (faces >= 64 px) | skin dE | dark skin dL* | held-out sex agree (mirror) "
-    "| held-out age within 10 y (mirror) | held-out emotion agree (mirror) | two-sample accuracy |"
+    "| held-out age within 10 y (mirror) | held-out emotion agree (mirror) | two-sample accuracy | warp stretch (max) |"
 )
 
 
@@ -65,7 +65,8 @@ def realism_table(summaries: dict[str, MethodSummary]) -> str:
         f"| {method} | {_num(s.texture_ratio, 2)} (n={s.texture_faces}) | {_num(s.skin_de)} "
         f"| {_num(s.dark_skin_dl)} (n={s.dark_faces}) | {_pct(s.ho_sex_agreement)} ({_pct(s.ho_sex_ceiling)}) "
         f"| {_pct(s.ho_age_within_10)} ({_pct(s.ho_age_ceiling)}) "
-        f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} |"
+        f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} "
+        f"| {_num(s.stretch_median)} ({_num(s.stretch_max)}) |"
         for method, s in summaries.items()
     ])
 
@@ -96,7 +97,7 @@ def markdown(result: Any) -> str:
             parts.append("")
     if getattr(result, "breakdown", None):
         parts += [
-            "## Realism by face size, pose and skin tone (all sets)",
+            "## By face size, pose, skin tone and age (all sets)",
             "",
             (
                 "Held-out readers: age and sex by age-gender alone, emotion by the fer teacher (the loop steers by "
@@ -108,7 +109,7 @@ def markdown(result: Any) -> str:
         ]
         for group, summaries in result.breakdown.items():
             first = next(iter(summaries.values()))
-            parts += [f"### {group} ({first.faces} faces)", "", realism_table(summaries), ""]
+            parts += [f"### {group} ({first.faces} faces)", "", markdown_table(summaries), "", realism_table(summaries), ""]
     if result.errors:
         parts += ["## Inputs that failed", ""] + [f"- {e}" for e in result.errors] + [""]
     return "\n".join(parts)

@@ -158,6 +158,10 @@ class _Worker:
                 record.dlib_distance, record.dlib_matched = value, matched
         if report is not None:
             record.verdict, record.reason = report.verdict, report.reason
+            record.attempts = report.attempts
+            synthesis = report.synthesis or {}
+            record.drift = "; ".join(synthesis.get("drift", [])) if synthesis else None
+            record.stretch = synthesis.get("stretch") if report.verdict != "fallback" else None
         else:
             record.verdict = "original"
 
