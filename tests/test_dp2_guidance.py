@@ -69,8 +69,17 @@ def test_the_guide_reads_the_original_face_like_the_pipeline(scenes, load):
 
 def test_gradient_steps_lower_the_loss(dp2_dir, scenes, load):
     anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(dp2_dir / "tiny256.pt"), candidates=1, dp2_steps=3, seed=0)
+    synthesizer = anonymizer.synthesizer
+    refine, seen = synthesizer.refine, []
+
+    def recorded(*args, **kwargs):  # the refined candidate, whether or not it ends up kept (noise faces fall back)
+        outcome, patch = refine(*args, **kwargs)
+        seen.append(outcome.latent)
+        return outcome, patch
+
+    synthesizer.refine = recorded
     result = anonymizer.anonymize(load(scenes / "two_people.jpg"))
-    refined = [r.synthesis["latent"] for r in result.reports if "steps" in r.synthesis["latent"]]
+    refined = [latent for latent in seen if "steps" in latent]
     assert refined, "no face reached the gradient steps"
     assert all(latent["loss"][1] <= latent["loss"][0] for latent in refined)  # the best latent seen is kept
     assert any(latent["loss"][1] < latent["loss"][0] for latent in refined)

@@ -259,6 +259,15 @@ for _entry in (
         relpath="prototype-bank-v1.npz",
         note="built by tools/build_prototype_bank.py; card: models/prototype-bank-v1.md",
     ),
+    ModelFile(
+        "stranger-similarity-v1",
+        "identity bar: SFace similarity between strangers, by age band",
+        "e8de8185ca4c572745752eaa26bb01f002f37a9f5b4ca690c47f77197512aec6",
+        "measured here on UTKFace: non-commercial research use only",
+        package="condanon.bundled_models",
+        relpath="stranger-similarity-v1.json",
+        note="measured by tools/measure_stranger_similarity.py; card: models/stranger-similarity-v1.md",
+    ),
 ):
     register_model(_entry)
 

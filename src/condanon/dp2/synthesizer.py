@@ -78,7 +78,7 @@ class DP2Synthesizer(CheckedSynthesizer):
         batch: int = 1,
         truncation: float = 0.5,
         feather: float = 0.08,
-        margin: float = 0.05,
+        margin: float = 0.02,
         age_tolerance: float = 10.0,
         detect: Any | None = None,
         estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
@@ -123,7 +123,7 @@ class DP2Synthesizer(CheckedSynthesizer):
         goal = self.goal(original, face)
         region = self.region(face.box, output.shape[:2], generator.config.resolution)
         condition, mask = region.inputs(output)
-        best: tuple[tuple[int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
+        best: tuple[tuple[int, int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
         attempt = 0
         while attempt < self.candidates:
             latents = [self.latent(attempt + i, rng, generator) for i in range(min(self.batch, self.candidates - attempt))]
@@ -168,8 +168,7 @@ class DP2Synthesizer(CheckedSynthesizer):
         size = generator.config.resolution
         scale = size / (region.expanded[2] - region.expanded[0])
         landmarks = (np.asarray(face.landmarks5, np.float64) - region.expanded[:2]) * scale
-        limit = self.embedder.threshold - self.margin
-        target = self._guide.target(landmarks, size, goal.reference, goal.target, limit)
+        target = self._guide.target(landmarks, size, goal.reference, goal.target, goal.limit)
         latent = Latent(start.latent["z_idx"], start.latent["truncation"], start.latent.get("center"))
         w = self.latent_w(generator, [latent]).detach().requires_grad_(True)
         optimiser = torch.optim.Adam([w], lr=self.step_size)

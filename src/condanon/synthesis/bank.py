@@ -145,6 +145,7 @@ class PrototypeBank:
         rng: np.random.Generator,
         identity: np.ndarray | None = None,
         weights: RankWeights | None = None,
+        strangers: float = 0.0,
     ) -> np.ndarray:
         """Return prototype indices, best match first, for a face with these attributes and mouth state.
 
@@ -152,13 +153,15 @@ class PrototypeBank:
         otherwise, and a small one for a weak reading); age distance in units of the original's age
         spread (at least 4 years); how unlikely the original's dominant emotion is on the prototype; a
         different mouth state; and, given the original's SFace vector as ``identity``, how similar the
-        prototype already looks to the person (candidates should start far from them). A small seeded
-        jitter breaks ties so two faces with the same attributes get different people.
+        prototype already looks to the person beyond ``strangers``, the similarity a typical stranger of
+        the person's age has (candidates should start far from them; to SFace all infants look alike,
+        so an infant prototype at 0.45 is as far as any other). A small seeded jitter breaks ties so two
+        faces with the same attributes get different people.
         """
         w = weights or RankWeights()
         cost = np.zeros(len(self))
         if identity is not None:
-            cost += w.identity * np.clip(self.sface @ np.asarray(identity, dtype=np.float32), 0.0, None)
+            cost += w.identity * np.clip(self.sface @ np.asarray(identity, dtype=np.float32) - strangers, 0.0, None)
         if attributes is not None and attributes.sex is not None:
             male = attributes.sex == "male"
             agrees = (self.apparent_male >= 0.5) == male

@@ -19,6 +19,7 @@ import numpy as np
 from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
 from ..detection.base import overlap
 from ..identity import Embedder, embed_original, similarity
+from ..identity.strangers import identity_limit
 from ..types import Attributes, Box, Face
 from .bank import IN_LOOP_ESTIMATORS
 
@@ -31,6 +32,15 @@ CLEAR_SEX = 0.75
 """How close two readings must be for the fast estimators to be trusted without the final gate."""
 CONTEXT = 2.2
 """Side of the local crop the checks run on, in face-box sizes (the embedder and estimators see context)."""
+CHILD_AGE = 13.0
+ADULT_AGE = 18.0
+"""A face read under `CHILD_AGE` on one side and at `ADULT_AGE` or over on the other is a child/adult swap."""
+KEPT_ATTRIBUTES = ("age", "sex")
+"""Attributes a kept synthetic face must read the same on (never reported as drift): dashboards count
+by them. Emotion drift is reported instead, since the emotion reader disagrees with itself on the
+mirrored face a quarter of the time; so is a sex change of a face whose sex was read unsure (under
+`CLEAR_SEX`: infants, mostly)."""
+UNSURE = " (unsure before)"
 
 
 @dataclass
@@ -57,9 +67,17 @@ class Check:
         return self.identity_ok and self.detected is not False
 
     @property
-    def score(self) -> tuple[int, int, float]:
-        """Return the candidate's rank (lower is better): safe first, then fewer failed checks, then less similar."""
-        return (int(not self.safe), len(self.failures), self.similarity)
+    def keepable(self) -> bool:
+        """Return whether the candidate may be kept with drift: safe, and age and sex read the same."""
+        return self.safe and not any(
+            (failure.split(" ", 1)[0] in KEPT_ATTRIBUTES and not failure.endswith(UNSURE)) or failure.startswith("warp ")
+            for failure in self.failures
+        )
+
+    @property
+    def score(self) -> tuple[int, int, int, float]:
+        """Return the candidate's rank (lower is better): safe, then keepable, then fewer failed checks, then less similar."""
+        return (int(not self.safe), int(not self.keepable), len(self.failures), self.similarity)
 
 
 @dataclass
@@ -79,6 +97,8 @@ class Synthesis:
     """The identity that was kept (the prototype backend's `Candidate`: video re-renders it on every frame); not in the report."""
     latent: dict[str, Any] = field(default_factory=dict)
     """For generator backends: how the kept candidate's latent was drawn (seed, truncation, centre)."""
+    stretch: float | None = None
+    """The kept candidate's largest warp stretch (prototype backend: `synthesis.warp.distortion`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary for the face's report (the prototypes, or the generator's latent)."""
@@ -90,7 +110,7 @@ class Synthesis:
         return {"passed": self.passed, "attempts": self.attempts} | source | {
             "in_loop_similarity": None if self.check is None else round(self.check.similarity, 4),
             "drift": list(self.drift),
-        }
+        } | ({} if self.stretch is None else {"stretch": round(self.stretch, 2)})
 
 
 @dataclass
@@ -107,6 +127,11 @@ class Goal:
     """The in-loop estimators' reading of the original (what candidates must keep)."""
     trust_fast: bool
     """The fast estimators agree with the pipeline's own on the original: a clear fast reading needs no final gate."""
+    limit: float
+    """A candidate passes identity below this in-loop similarity: the bar for strangers of the original's age
+    (`condanon.identity.strangers`) less the margin."""
+    age: float | None = None
+    """The original's age the bar was looked up at (the pipeline's reading, else the in-loop one)."""
 
 
 class CheckedSynthesizer:
@@ -116,7 +141,9 @@ class CheckedSynthesizer:
         embedder: the in-loop identity checker (SFace in the default pipeline).
         preserve: which attributes must read the same after (``age``, ``sex``, ``emotion``).
         candidates: budget of candidates per face.
-        margin: a candidate passes identity when similarity < threshold - margin (cosine).
+        margin: a candidate passes identity when its similarity to the original is below the identity
+            bar for the original's age (`condanon.identity.strangers.identity_bar`) less this margin
+            (room for the paste, measured under 0.02: the pipeline checks the final image against the bar itself).
         age_tolerance: years the in-loop age estimate may move.
         detect: also require that a face detector still finds a face there (``None``: skip).
         estimators: the in-loop attribute backends (fast ones: they run on every candidate).
@@ -124,8 +151,9 @@ class CheckedSynthesizer:
             also read the same under it (against its reading of the original), so the reported
             attributes after anonymisation agree with the ones before (``None``: skip this gate).
         strict: a face whose candidates all drift on some attribute falls back (the design's literal
-            rule). Off (default), the candidate that passed identity and detection with the fewest
-            attribute misses is kept and its report lists the drift: privacy is never relaxed, only utility.
+            rule). Off (default), the candidate that passed identity and detection, kept age and sex
+            (`KEPT_ATTRIBUTES`: an age change beyond ``age_tolerance`` or a child/adult swap is never
+            kept) and missed the fewest other checks is kept, and its report lists the drift.
     """
 
     def __init__(
@@ -133,7 +161,7 @@ class CheckedSynthesizer:
         embedder: Embedder,
         preserve: tuple[str, ...] = ("age", "sex", "emotion"),
         candidates: int = 6,
-        margin: float = 0.05,
+        margin: float = 0.02,
         age_tolerance: float = 10.0,
         detect: Any | None = None,
         estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
@@ -166,12 +194,13 @@ class CheckedSynthesizer:
     ) -> Synthesis:
         """Conclude a face none of whose candidates passed every check, given the best-ranked one.
 
-        Without ``strict``, a candidate that passed the privacy checks is kept (pasted into ``output``)
-        with its attribute drift reported; otherwise the face is left to the caller's fallback.
+        Without ``strict``, a candidate that passed the privacy checks and kept age and sex is kept
+        (pasted into ``output``) with its emotion drift reported; otherwise the face is left to the
+        caller's fallback.
         """
         outcome.attempts = self.candidates if attempts is None else attempts
         assert outcome.check is not None
-        if not self.strict and outcome.check.safe:  # privacy holds; the attributes drifted: keep the closest
+        if not self.strict and outcome.check.keepable:  # privacy, age and sex hold; emotion drifted: keep the closest
             outcome.passed = True
             outcome.drift = list(outcome.check.failures)
             paste(output, patch, bounds, (0, 0))
@@ -199,14 +228,15 @@ class CheckedSynthesizer:
         # where the fast estimators read the original as the pipeline's own estimator does, a candidate
         # they read clearly the same needs no final gate (it costs a dlib embedding, ~60 ms)
         trust_fast = target is not None and face.attributes is not None and _close(target, face.attributes, self.preserve)
-        return Goal(crop_box, local_face, reference, target, trust_fast)
+        age = next((a.age for a in (face.attributes, target) if a is not None and a.age is not None), None)
+        return Goal(crop_box, local_face, reference, target, trust_fast, identity_limit(self.embedder, age, self.margin), age)
 
     def check_patch(self, output: np.ndarray, patch: np.ndarray, bounds: tuple[int, int, int, int], goal: Goal, before: Attributes | None) -> Check:
         """Return the checks of ``patch`` (frame coordinates ``bounds``) composed into a copy of ``goal``'s crop of ``output``."""
         x1, y1, x2, y2 = goal.crop_box
         local = output[y1:y2, x1:x2].copy()
         paste(local, patch, bounds, (x1, y1))
-        return self._check(local, goal.face, goal.reference, goal.target, before, goal.trust_fast)
+        return self._check(local, goal.face, goal.reference, goal.target, before, goal.limit, goal.trust_fast)
 
     @property
     def _reads_attributes(self) -> bool:
@@ -227,6 +257,7 @@ class CheckedSynthesizer:
         reference: np.ndarray,
         target: Attributes | None,
         before: Attributes | None,
+        limit: float,
         trust_fast: bool = False,
     ) -> Check:
         """Return the checks of one composed candidate (``local`` is the crop the face sits in).
@@ -234,23 +265,28 @@ class CheckedSynthesizer:
         Cheap checks first (identity, in-loop attributes, detection); the final estimator (``before`` is
         its reading of the original) only for a candidate that passed them, and not when ``trust_fast``
         (the fast estimators agree with it on the original) and the fast reading is clearly the same.
+        With a final estimator the age is its call: a fast reading more than ``age_tolerance`` off does
+        not refuse the candidate by itself (the two readers differ by more than that on a tenth of the
+        synthetic faces, and the age that is reported, and must be kept, is the final one's).
         """
         vector = self.embedder.embed(local, [dataclasses.replace(face, embeddings={})])[0]
         value = similarity(self.embedder.metric, reference, vector)
-        limit = self.embedder.threshold - self.margin
         check = Check(similarity=value, attributes=None, identity_ok=value < limit)
         if not check.identity_ok:
             check.failures.append(f"{self.embedder.name} similarity {value:.3f} >= {limit:.3f}")
+        gated = self.final is not None and before is not None
+        fast_age: list[str] = []
         if target is not None:
             after = self._read(local, face, vector)
             check.attributes = after
-            check.failures += attribute_failures(target, after, self.preserve, self.age_tolerance)
+            for failure in attribute_failures(target, after, self.preserve, self.age_tolerance):
+                (fast_age if gated and failure.startswith("age ") else check.failures).append(failure)
         if check.identity_ok and self.detector is not None and (not check.failures or not self.strict):
             check.detected = self._detected(local, face)
             if not check.detected:
                 check.failures.append("no face detected")
-        clear = trust_fast and target is not None and check.attributes is not None and _close(target, check.attributes, self.preserve)
-        if not check.failures and self.final is not None and before is not None and not clear:
+        clear = not fast_age and trust_fast and target is not None and check.attributes is not None and _close(target, check.attributes, self.preserve)
+        if not check.failures and gated and not clear:
             try:
                 after = self.final.estimate(local, [dataclasses.replace(face, embeddings={self.embedder.name: vector})])[0]
             except Exception as error:
@@ -258,6 +294,8 @@ class CheckedSynthesizer:
                 after = None
             check.final = after
             check.failures += attribute_failures(before, after, self.preserve, self.age_tolerance)
+        elif fast_age and check.failures:  # refused on other grounds: the fast age miss is said too
+            check.failures += fast_age
         return check
 
 
@@ -287,12 +325,21 @@ def attribute_failures(before: Attributes, after: Attributes | None, preserve: t
         return ["attributes unreadable"]
     failures = []
     if "sex" in preserve and before.sex and after.sex != before.sex:
-        failures.append(f"sex {before.sex} -> {after.sex}")
-    if "age" in preserve and before.age is not None and (after.age is None or abs(after.age - before.age) > age_tolerance):
-        failures.append(f"age {before.age:.0f} -> {after.age if after.age is None else round(after.age)}")
+        unsure = (before.sex_confidence or 0.0) < CLEAR_SEX
+        failures.append(f"sex {before.sex} -> {after.sex}" + (UNSURE if unsure else ""))
+    if "age" in preserve and before.age is not None:
+        if after.age is None or abs(after.age - before.age) > age_tolerance:
+            failures.append(f"age {before.age:.0f} -> {after.age if after.age is None else round(after.age)}")
+        elif swapped(before.age, after.age):
+            failures.append(f"age {before.age:.0f} -> {round(after.age)} (child/adult swap)")
     if "emotion" in preserve and before.emotion and after.emotion != before.emotion:
         failures.append(f"emotion {before.emotion} -> {after.emotion}")
     return failures
+
+
+def swapped(before: float, after: float) -> bool:
+    """Return whether two age readings put the face on different sides of childhood (under 13 vs 18 or over)."""
+    return (before < CHILD_AGE and after >= ADULT_AGE) or (after < CHILD_AGE and before >= ADULT_AGE)
 
 
 def crop_around(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -3,8 +3,10 @@
 What flows from the original face into the result (and nothing else, see docs/synthesis.md):
 - its 68 landmarks: the shapes of brows, eyes and mouth (expression), pose, place and size, and the
   outline and nose as the starting point that ``shape_mix`` moves toward the prototype;
-- the mean and spread of its colour in Lab over the skin (cheeks, nose, mouth: tone and lighting);
-- the noise level of the frame there (grain);
+- the median and spread of its colour in Lab over the skin (below the brows, without eyes, brows and
+  mouth: tone and lighting), and the median Lab of its lower forehead;
+- the noise level of the frame there (grain), and the fine texture of its skin, cut in blocks and
+  shuffled within zones (`condanon.synthesis.detail`: pores and stubble, not their places);
 - the pixels outside the face outline (hair, ears, neck, background) and, faded in, the upper
   forehead, all moved by the outline's change.
 The face region's pixels below the mid-forehead come from the prototypes alone.
@@ -17,17 +19,27 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import geometry
-from .warp import triangulate, warp
+from . import detail, geometry
+from .warp import distortion, triangulate, warp
 
 FEATHER = 0.07
 """Width of the blend at the face outline, as a share of the face height."""
 COLOUR_RATIO = (0.6, 1.6)
 """Limits of the per-channel Lab spread ratio of the colour transfer."""
 FOREHEAD_FADE = 0.5
+FOREHEAD_BAND = (0.1, 0.5)
+"""Where the forehead's colour is read (share of the way from brows to forehead line): under the fade, above the brows."""
+FOREHEAD_SHIFT = np.array([40.0, 10.0, 10.0])
+"""Largest Lab shift of the synthetic forehead towards the original's (a fringe of hair must not paint it)."""
 """Share of the way from brows to forehead line where the synthetic face starts fading into the original's."""
+EXPRESSIVE = np.concatenate([geometry.EYES, np.arange(60, 68)])
+"""Eyelid and inner-lip points: their triangles change shape with the expression (left out of `warp_distortion`)."""
 WORKING_SIZE = 320
 """The synthetic face is made with its region at most this many pixels across, then scaled up."""
+SHARPEN = (1.5, 1.5)
+"""Unsharp mask (sigma in canonical pixels, amount) on a candidate's mixed texture: the prototypes are
+averages of faces aligned at 68 points only, so lids, brows and lips come out soft; this restores
+their contrast (on a 700 px face it reads as a face, not a smear; the finest band is the skin detail's)."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +73,22 @@ def mix(images: list[np.ndarray], shapes: list[np.ndarray], weights: list[float]
     for image, own, weight in zip(images, shapes, weights_a):
         warped, _ = warp(image, geometry.layout(own), target, triangles, size)
         total += weight * warped.astype(np.float32)
+    sigma, amount = SHARPEN
+    total += amount * (total - cv2.GaussianBlur(total, (0, 0), sigma))
     return np.clip(total + 0.5, 0, 255).astype(np.uint8), shape
 
 
 def _region_stats(lab: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the per-channel centre and spread of ``lab`` over ``mask``: median and scaled MAD.
+
+    Robust, because the skin region of a face is never only skin: a white collar under a low jaw
+    line, specular cheeks, glasses frames or a beard edge pull a mean and a standard deviation.
+    """
     values = lab[mask]
     if len(values) < 8:
         raise ValueError("face region too small for colour statistics")
-    return values.mean(axis=0), values.std(axis=0) + 1e-3
+    centre = np.median(values, axis=0)
+    return centre, 1.4826 * np.median(np.abs(values - centre), axis=0) + 1e-3
 
 
 def _noise_level(grey: np.ndarray, mask: np.ndarray) -> float:
@@ -91,6 +111,9 @@ class Region:
     std: np.ndarray
     skin: np.ndarray
     noise: float
+    detail: detail.SkinDetail | None = None
+    forehead: np.ndarray | None = None
+    """Median Lab of the original's lower forehead (`forehead_band`), at the working scale."""
 
     @property
     def origin(self) -> np.ndarray:
@@ -126,10 +149,15 @@ def prepare(frame: np.ndarray, original68: np.ndarray) -> Region:
     roi_small = cv2.resize(roi, small, interpolation=cv2.INTER_AREA) if scale < 1 else roi
     # colour: over the cheeks, nose and mouth (below the brows: no hair, no background)
     region = skin_only((source_layout - origin) * scale, small)
-    mean, std = _region_stats(cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32), region)
+    lab_small = cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32)
+    mean, std = _region_stats(lab_small, region)
+    band = forehead_band((source_layout - origin) * scale, small)
+    forehead = np.median(lab_small[band], axis=0) if band.sum() >= 16 else None
     skin = _polygon(skin_polygon(source_layout) - origin, size)
-    noise = _noise_level(cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32), skin)
-    return Region(source_layout, ring, (int(x1), int(y1), int(x2), int(y2)), scale, small, mean, std, skin, noise)
+    grey = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    noise = _noise_level(grey, skin)
+    texture = detail.sample(grey, skin_only(source_layout - origin, size), source_layout[:68] - origin)
+    return Region(source_layout, ring, (int(x1), int(y1), int(x2), int(y2)), scale, small, mean, std, skin, noise, texture, forehead)
 
 
 def compose(
@@ -169,7 +197,9 @@ def compose(
     face_lab = cv2.cvtColor(face, cv2.COLOR_BGR2LAB).astype(np.float32)
     mean_p, std_p = _region_stats(face_lab, skin_only(target_small, small))
     ratio = np.clip(region.std / std_p, *COLOUR_RATIO)
-    face = cv2.cvtColor(np.clip((face_lab - mean_p) * ratio + region.mean + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    face_lab = (face_lab - mean_p) * ratio + region.mean
+    _match_forehead(face_lab, target_small, small, region.forehead)
+    face = cv2.cvtColor(np.clip(face_lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
     # 4. feathered blend at the new outline (alpha 1/2 on the outline itself)
     feather = max(1.0, FEATHER * face_height)
@@ -189,6 +219,8 @@ def compose(
         raise ValueError("empty face region")
     bx1, by1, bx2, by2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     face_f = face[by1:by2, bx1:bx2].astype(np.float32)
+    if rng is not None and region.detail is not None:
+        face_f += _skin_detail(face_f, region.detail, target_layout - origin - [bx1, by1], rng)[:, :, None]
     if rng is not None:
         own = _noise_level(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32), region.skin)
         extra = float(np.sqrt(max(region.noise**2 - own**2, 0.0)))
@@ -202,6 +234,39 @@ def compose(
     return patch, region.bounds
 
 
+def warp_distortion(
+    original68: np.ndarray, candidate: Candidate, triangles: np.ndarray, shape_mix: float, feature_mix: float, region: Region
+) -> tuple[float, bool]:
+    """Return (largest stretch, any fold) of the warp that lays ``candidate``'s face onto its place (`warp.distortion`).
+
+    Over the face's own triangles (landmarks and forehead points; the ring around it only moves the
+    surroundings) that touch no eyelid or inner lip: those change shape with the expression, which is
+    the original's by design (a closed eye squashes them). The same target shape `compose` makes,
+    without composing anything.
+    """
+    target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix)
+    inner = triangles[(triangles < 68 + geometry.FOREHEAD).all(axis=1) & ~np.isin(triangles, EXPRESSIVE).any(axis=1)]
+    return distortion(geometry.layout(candidate.shape), geometry.layout(target68, region.ring), inner)
+
+
+def _skin_detail(face: np.ndarray, texture: detail.SkinDetail, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return the residual to add to ``face`` (BGR float, its layout ``points``): shuffled skin detail on its skin.
+
+    Scaled so the skin's fine energy becomes the original's (the prototype's own counts), and faded in
+    at the skin's edge.
+    """
+    size = (face.shape[1], face.shape[0])
+    skin = skin_only(points, size)
+    if skin.sum() < 16:
+        return np.zeros(face.shape[:2], np.float32)
+    own = float(np.mean(detail.residual(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY))[skin] ** 2))
+    gain = float(np.sqrt(max(texture.energy - own, 0.0) / max(texture.energy, 1e-6)))
+    if gain < 0.05:
+        return np.zeros(face.shape[:2], np.float32)
+    soft = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), texture.side / 4)
+    return gain * soft * detail.lay(texture, points[:68], size, rng)
+
+
 def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) -> np.ndarray:
     """Return unit Gaussian noise of ``shape``: a seeded tile, randomly shifted and repeated (cheap at any size)."""
     base = rng.standard_normal((tile, tile)).astype(np.float32)
@@ -210,19 +275,45 @@ def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) ->
     return np.tile(base, reps)[dy : dy + shape[0], dx : dx + shape[1]]
 
 
+def _forehead_level(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return each pixel's height above the brows along the face's up direction: 0 at the brows, 1 at the forehead line."""
+    up, _ = geometry.up_vector(points[:68])
+    brows = points[geometry.BROWS].mean(axis=0)
+    top = points[68 : 68 + geometry.FOREHEAD].mean(axis=0)
+    height = max(float((top - brows) @ up), 1e-3)
+    ys, xs = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    return ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height
+
+
 def _forehead_fade(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Return an alpha cap that is 1 up to halfway from the brows to the forehead line and 0 at that line.
 
     The prototypes' hairlines are averages (a soft, pale band); the original's own upper forehead,
     moved with the outline, meets the hair more naturally.
     """
-    up, _ = geometry.up_vector(points[:68])
-    brows = points[geometry.BROWS].mean(axis=0)
-    top = points[68 : 68 + geometry.FOREHEAD].mean(axis=0)
-    height = max(float((top - brows) @ up), 1e-3)
-    ys, xs = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
-    level = ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height  # 0 at the brows, 1 at the forehead line
+    level = _forehead_level(points, size)
     return np.clip((1.0 - level) / (1.0 - FOREHEAD_FADE), 0.0, 1.0).astype(np.float32)
+
+
+def forehead_band(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return the mask of the lower forehead (`FOREHEAD_BAND` of the way from the brows up) inside the outline."""
+    level = _forehead_level(points, size)
+    low, high = FOREHEAD_BAND
+    return (level >= low) & (level <= high) & _polygon(geometry.outline(points), size)
+
+
+def _match_forehead(face_lab: np.ndarray, points: np.ndarray, size: tuple[int, int], original: np.ndarray | None) -> None:
+    """Shift the forehead of ``face_lab`` (in place) to the original's median Lab there, fading in from the brows.
+
+    The colour transfer matches the skin below the brows; the prototypes' averaged foreheads are paler
+    than their cheeks and showed as a pale band under the original's upper forehead.
+    """
+    band = forehead_band(points, size)
+    if original is None or band.sum() < 16:
+        return
+    offset = np.clip(original - np.median(face_lab[band], axis=0), -FOREHEAD_SHIFT, FOREHEAD_SHIFT)
+    weight = np.clip(_forehead_level(points, size) / (2 * FOREHEAD_BAND[0]), 0.0, 1.0)  # full from a fifth of the way up
+    face_lab += weight[:, :, None] * offset.astype(np.float32)
 
 
 def skin_polygon(points: np.ndarray) -> np.ndarray:

@@ -22,10 +22,17 @@ from typing import Any
 import numpy as np
 
 from ..identity import Embedder
+from ..identity.strangers import typical_stranger
 from ..types import Attributes, Face
-from .bank import IN_LOOP_ESTIMATORS, PrototypeBank, RankWeights, default_bank, mouth_open
+from .bank import (
+    IN_LOOP_ESTIMATORS,
+    PrototypeBank,
+    RankWeights,
+    default_bank,
+    mouth_open,
+)
 from .checked import Check, CheckedSynthesizer, Synthesis, paste
-from .compose import Candidate, compose, mix, prepare, triangles_for
+from .compose import Candidate, compose, mix, prepare, triangles_for, warp_distortion
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,9 @@ class Synthesizer(CheckedSynthesizer):
         feature_mix: how far eyes, brows and mouth move, whole, to the prototype's places (their
             shapes, the expression, stay the original's).
         bank: the prototype bank (default: the bundled one).
+        more: further candidates tried when none of the first ``candidates`` may be kept (identity,
+            detection, age or sex failed): hard faces get a larger budget, easy ones stay fast
+            (``None``: twice ``candidates``).
     """
 
     def __init__(
@@ -49,7 +59,7 @@ class Synthesizer(CheckedSynthesizer):
         preserve: tuple[str, ...] = ("age", "sex", "emotion"),
         candidates: int = 6,
         pool: int = 12,
-        margin: float = 0.05,
+        margin: float = 0.02,
         age_tolerance: float = 10.0,
         shape_mix: float = 1.0,
         feature_mix: float = 1.0,
@@ -58,8 +68,10 @@ class Synthesizer(CheckedSynthesizer):
         estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
         final: Any | None = None,
         strict: bool = False,
+        more: int | None = None,
     ) -> None:
         super().__init__(embedder, preserve, candidates, margin, age_tolerance, detect, estimators, final, strict)
+        self.more = 2 * candidates if more is None else max(0, more)
         self.pool = pool
         self.shape_mix = shape_mix
         self.feature_mix = feature_mix
@@ -86,11 +98,16 @@ class Synthesizer(CheckedSynthesizer):
         target, reference_vector = goal.target, goal.reference
         steer = Steering(target, face.attributes if self.final is not None else None)
         is_open = mouth_open(face.landmarks68)
+        strangers = typical_stranger(self.embedder, goal.age)
         region = prepare(output, face.landmarks68)  # the original's layout and skin statistics, once per face
-        best: tuple[tuple[int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
+        best: tuple[tuple[int, int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
         used: set[int] = set()
-        for attempt in range(1, self.candidates + 1):
-            ranked = bank.rank(steer.goal(), is_open, rng, reference_vector, steer.weights)
+        tried = 0
+        for attempt in range(1, self.candidates + self.more + 1):
+            if attempt > self.candidates and best is not None and best[1].check is not None and best[1].check.keepable:
+                break
+            tried = attempt
+            ranked = bank.rank(steer.goal(), is_open, rng, reference_vector, steer.weights, strangers)
             ranked = [int(i) for i in ranked if int(i) not in used][: self.pool]
             first = ranked[0]
             second = ranked[1 + int(rng.integers(len(ranked) - 1))] if len(ranked) > 1 else first
@@ -99,10 +116,14 @@ class Synthesizer(CheckedSynthesizer):
             pair = [first, second]
             image, shape = mix([bank.images[i] for i in pair], [bank.shapes[i] for i in pair], [weight, 1 - weight], triangles)
             candidate = Candidate(image, shape, (first, second), (weight, 1 - weight))
+            stretch, folded = warp_distortion(face.landmarks68, candidate, triangles, self.shape_mix, self.feature_mix, region)
             patch, bounds = compose(
                 output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix, region
             )
-            check = self.check_patch(output, patch, bounds, goal, face.attributes)
+            if folded:  # refused before it is checked: the warp mirrors part of the texture
+                check = Check(similarity=1.0, attributes=None, failures=["warp folds the face over"])
+            else:
+                check = self.check_patch(output, patch, bounds, goal, face.attributes)
             outcome = Synthesis(
                 passed=check.passed,
                 attempts=attempt,
@@ -111,6 +132,7 @@ class Synthesizer(CheckedSynthesizer):
                 k=tuple(int(bank.k[i]) for i in candidate.sources),
                 check=check,
                 candidate=candidate,
+                stretch=stretch,
             )
             score = check.score
             if best is None or score < best[0]:
@@ -120,7 +142,7 @@ class Synthesizer(CheckedSynthesizer):
                 return outcome
             steer.update(check, float(np.mean([bank.apparent_age[i] for i in pair])))
         assert best is not None
-        return self.settle(output, best[1], best[2], best[3])
+        return self.settle(output, best[1], best[2], best[3], attempts=tried)
 
 
 class Steering:

@@ -77,3 +77,27 @@ def warp(
         covered = cv2.resize(covered.astype(np.uint8), (full_width, full_height), interpolation=cv2.INTER_NEAREST) > 0
     out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=border)
     return out, covered
+
+
+def distortion(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, small: float = 0.05) -> tuple[float, bool]:
+    """Return how far the piecewise-affine map from ``source`` to ``target`` deforms its triangles.
+
+    The first value is the largest stretch: over the triangles, the ratio of the larger to the smaller
+    singular value of the triangle's linear map (1 for a similarity; a head turned 60 degrees shows about
+    2 from foreshortening). The second says whether any triangle folds over (its orientation flips
+    against the majority's, so the texture is mirrored there). Triangles smaller than ``small`` of the
+    median area on either side are left out (the inner lips of a closed mouth collapse by design).
+    """
+    src = np.asarray(source, dtype=np.float64)[triangles]
+    dst = np.asarray(target, dtype=np.float64)[triangles]
+    s = np.stack([src[:, 1] - src[:, 0], src[:, 2] - src[:, 0]], axis=2)  # (T, 2, 2): edge vectors as columns
+    d = np.stack([dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]], axis=2)
+    det_s, det_d = np.linalg.det(s), np.linalg.det(d)
+    usable = (np.abs(det_s) > small * np.median(np.abs(det_s))) & (np.abs(det_d) > small * np.median(np.abs(det_d)))
+    if not usable.any():
+        return float("inf"), True
+    signs = np.sign(det_d[usable] * det_s[usable])
+    majority = 1.0 if (signs > 0).sum() >= (signs < 0).sum() else -1.0
+    singular = np.linalg.svd(d[usable] @ np.linalg.inv(s[usable]), compute_uv=False)  # (T, 2), descending
+    ratio = singular[:, 0] / np.maximum(singular[:, 1], 1e-9)
+    return float(ratio.max()), bool(np.any(signs != majority))

@@ -41,6 +41,7 @@ from ..detection.base import overlap
 from ..errors import ModelError, VideoError
 from ..faceness import mark_doubtful
 from ..identity import embed_original, is_match, similarity
+from ..identity.strangers import identity_bar
 from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
 from ..synthesis.compose import Candidate, compose, triangles_for
 from ..synthesis.checked import paste
@@ -95,7 +96,9 @@ class VideoAnonymizer:
             face; on the interpolated box) instead of interpolating them between keyframes: the
             expression is followed frame by frame.
         margin: a track passes its identity checks when the similarity is this far on the safe side of
-            the embedder's threshold (other frames of the same face read a little differently).
+            the bar: the embedder's threshold, or for a synthetic face the identity bar of strangers of
+            its age (`condanon.identity.strangers`), which is strict already, so 0 by default (the
+            keyframe's candidate was accepted 0.02 under it).
         smoothing: weight of the previous frame's landmarks in their exponential smoothing (0: none).
         attacker_checks: also run the held-out attacker on each track's first check (dlib, ~170 ms a
             track); `condanon evaluate` measures it on every frame.
@@ -121,7 +124,7 @@ class VideoAnonymizer:
         attacker_checks: bool = True,
         frame_landmarks: bool = True,
         smoothing: float = 0.5,
-        margin: float = 0.05,
+        margin: float = 0.0,
     ) -> None:
         if detect_every < 1:
             raise VideoError("detect_every must be at least 1")
@@ -553,13 +556,16 @@ class _RunState:
                 continue
             after_face.embeddings[embedder.name] = after
             value = similarity(embedder.metric, before, after)
-            limit = embedder.threshold - self.owner.margin if embedder.metric == "cosine" else embedder.threshold + self.owner.margin
-            checks.append(IdentityCheck(embedder.name, embedder.metric, value, embedder.threshold, is_match(embedder.metric, value, limit)))
+            bar = embedder.threshold
+            if embedder is self.a.embedder and self.a.synthesizer is not None:  # a synthetic face: the bar of strangers of its age
+                bar = identity_bar(embedder, None if face.attributes is None else face.attributes.age)
+            limit = bar - self.owner.margin if embedder.metric == "cosine" else bar + self.owner.margin
+            checks.append(IdentityCheck(embedder.name, embedder.metric, value, bar, is_match(embedder.metric, value, limit)))
         track.checks.append(checks)
         failed = [c for c in checks if c.matched is None or c.matched]
         if failed:
             c = failed[0]
-            what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, threshold {c.threshold} with margin {self.owner.margin})"
+            what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, bar {c.threshold:.3f} with margin {self.owner.margin})"
             self._fail(placement.track, f"{c.embedder} check on frame {index} {what}")
             return
         readings = self.owner.read(drawn, [after_face])
