@@ -61,7 +61,10 @@ def test_carved_heads_and_a_hand_are_doubtful_and_obscured(scenes):
         assert report.verdict == "fallback" and report.method == "mask" and "faceness" in report.reason
     assert 2 <= len(doubtful) <= 4  # the heads, the hand; nothing else
     assert len(people) >= 25 and min(r.face.faceness for r in people) >= FACENESS_THRESHOLD
-    assert sum(r.verdict == "anonymized" for r in people) >= 20  # the people still get synthetic faces
+    # the people still get synthetic faces; those that do not were refused by the synthetic loop (its
+    # identity bar, age or sex), never by the faceness check
+    assert sum(r.verdict == "anonymized" for r in people) >= 0.7 * len(people)
+    assert all(r.verdict == "anonymized" or r.reason.startswith("no candidate passed") for r in people)
     entry = result.reports[0].to_dict()
     assert {"uncertain", "doubt", "faceness"} <= set(entry)
 
