@@ -7,7 +7,8 @@ For each face (shared/docs/design.md, "Conditioning and verification"):
 3. each candidate is composed into a local copy of the output and checked there: in-loop identity
    similarity to the original below the threshold minus a margin, sex equal, age within tolerance,
    dominant emotion equal (each as read by the same in-loop estimators on both sides), still detected;
-4. the first candidate that passes every check wins. If none does within the budget, the candidate
+4. the first candidate that passes every check wins (for a child, whose identity bar is loose, the
+   least similar of those passing among the first ``candidates``). If none does within the budget, the candidate
    that passed identity and detection with the fewest attribute misses is kept (its drift reported),
    or, with ``strict`` or when no candidate passed identity, the face is left to the caller's
    fallback with the reason of the candidate that came closest. Failed checks steer the next ranking.
@@ -31,7 +32,7 @@ from .bank import (
     default_bank,
     mouth_open,
 )
-from .checked import Check, CheckedSynthesizer, Synthesis, paste
+from .checked import CHILD_AGE, Check, CheckedSynthesizer, Synthesis, paste
 from .compose import Candidate, compose, mix, prepare, triangles_for, warp_distortion
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,10 @@ class Synthesizer(CheckedSynthesizer):
         strangers = typical_stranger(self.embedder, goal.age)
         region = prepare(output, face.landmarks68)  # the original's layout and skin statistics, once per face
         best: tuple[tuple[int, int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
+        # a child's bar is loose (recognisers find children alike): of its first candidates, the one least
+        # like the original is kept, not the first that passes
+        choosy = goal.age is not None and goal.age < CHILD_AGE
+        passing: tuple[Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
         used: set[int] = set()
         tried = 0
         for attempt in range(1, self.candidates + self.more + 1):
@@ -138,9 +143,17 @@ class Synthesizer(CheckedSynthesizer):
             if best is None or score < best[0]:
                 best = (score, outcome, patch, bounds)
             if check.passed:
-                paste(output, patch, bounds, (0, 0))
-                return outcome
+                if passing is None or check.similarity < passing[0].check.similarity:  # type: ignore[union-attr]
+                    passing = (outcome, patch, bounds)
+                if not choosy or attempt >= self.candidates:
+                    break
+                continue
             steer.update(check, float(np.mean([bank.apparent_age[i] for i in pair])))
+        if passing is not None:
+            chosen, patch, bounds = passing
+            paste(output, patch, bounds, (0, 0))
+            chosen.attempts = tried
+            return chosen
         assert best is not None
         return self.settle(output, best[1], best[2], best[3], attempts=tried)
 
