@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..synthesis.checked import CHILD_AGE  # the synthetic loop's line between child and adult
 from .realism import (
-    CHILD_AGE,
     DARK_SKIN_L,
     FRONTAL_YAW,
     SIZE_BUCKETS,

@@ -37,8 +37,6 @@ DARK_SKIN_L = 50.0
 TEXTURE_MIN_HEIGHT = 64.0
 """The texture ratio is summarised over faces at least this high (px): smaller ones carry little texture."""
 SIZE_BUCKETS = ((0.0, 64.0, "< 64 px"), (64.0, 128.0, "64-127 px"), (128.0, float("inf"), ">= 128 px"))
-CHILD_AGE = 13.0
-"""Faces the pipeline reads under this age (on the original) form the "child" group of the breakdown."""
 FRONTAL_YAW = 0.2
 """|nose offset from the eyes' midpoint| / eye distance under this: frontal; above: turned."""
 CROP = 32
