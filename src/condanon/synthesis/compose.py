@@ -27,11 +27,11 @@ FEATHER = 0.07
 COLOUR_RATIO = (0.6, 1.6)
 """Limits of the per-channel Lab spread ratio of the colour transfer."""
 FOREHEAD_FADE = 0.5
+"""Share of the way from brows to forehead line where the synthetic face starts fading into the original's."""
 FOREHEAD_BAND = (0.1, 0.5)
 """Where the forehead's colour is read (share of the way from brows to forehead line): under the fade, above the brows."""
 FOREHEAD_SHIFT = np.array([40.0, 10.0, 10.0])
 """Largest Lab shift of the synthetic forehead towards the original's (a fringe of hair must not paint it)."""
-"""Share of the way from brows to forehead line where the synthetic face starts fading into the original's."""
 EXPRESSIVE = np.concatenate([geometry.EYES, np.arange(60, 68)])
 """Eyelid and inner-lip points: their triangles change shape with the expression (left out of `warp_distortion`)."""
 WORKING_SIZE = 320
@@ -190,15 +190,17 @@ def compose(
     face, _ = warp(candidate.image, geometry.layout(candidate.shape), target_small, triangles, small)
     inside = _polygon(geometry.outline(target_small), small)
     face_height = float(np.ptp(geometry.outline(target_small)[:, 1])) or 1.0
+    level = _forehead_level(target_small, small)
 
-    # 3. colour: the prototype's Lab statistics become the original's, both over the same part of the face
-    # (`skin_polygon`: below the brows; over the whole outline the prototype's brows and forehead weigh in,
-    # and the transfer lightened dark skin by ~4 L*)
+    # 3. colour: the prototype's Lab statistics become the original's, both over the same skin
+    # (`skin_only`: below the brows, without eyes, brows and mouth; over the whole outline the
+    # prototype's brows and forehead weighed in, and the transfer lightened dark skin by ~4 L*),
+    # then its lower forehead is matched to the original's
     face_lab = cv2.cvtColor(face, cv2.COLOR_BGR2LAB).astype(np.float32)
     mean_p, std_p = _region_stats(face_lab, skin_only(target_small, small))
     ratio = np.clip(region.std / std_p, *COLOUR_RATIO)
     face_lab = (face_lab - mean_p) * ratio + region.mean
-    _match_forehead(face_lab, target_small, small, region.forehead)
+    _match_forehead(face_lab, level, _in_band(level) & inside, region.forehead)
     face = cv2.cvtColor(np.clip(face_lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
     # 4. feathered blend at the new outline (alpha 1/2 on the outline itself)
@@ -207,7 +209,7 @@ def compose(
     dist_in = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
     dist_out = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3)
     alpha = np.clip(0.5 + (dist_in - dist_out) / feather, 0.0, 1.0).astype(np.float32)
-    alpha = np.minimum(alpha, _forehead_fade(target_small, small))
+    alpha = np.minimum(alpha, _forehead_fade(level))
     if region.scale < 1:
         face = cv2.resize(face, size, interpolation=cv2.INTER_LINEAR)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
@@ -285,34 +287,37 @@ def _forehead_level(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height
 
 
-def _forehead_fade(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Return an alpha cap that is 1 up to halfway from the brows to the forehead line and 0 at that line.
+def _forehead_fade(level: np.ndarray) -> np.ndarray:
+    """Return an alpha cap (from `_forehead_level`) that is 1 up to halfway from the brows to the forehead line and 0 at that line.
 
     The prototypes' hairlines are averages (a soft, pale band); the original's own upper forehead,
     moved with the outline, meets the hair more naturally.
     """
-    level = _forehead_level(points, size)
     return np.clip((1.0 - level) / (1.0 - FOREHEAD_FADE), 0.0, 1.0).astype(np.float32)
+
+
+def _in_band(level: np.ndarray) -> np.ndarray:
+    """Return where a `_forehead_level` map is within `FOREHEAD_BAND` (the lower forehead, above the brows)."""
+    low, high = FOREHEAD_BAND
+    return (level >= low) & (level <= high)
 
 
 def forehead_band(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Return the mask of the lower forehead (`FOREHEAD_BAND` of the way from the brows up) inside the outline."""
-    level = _forehead_level(points, size)
-    low, high = FOREHEAD_BAND
-    return (level >= low) & (level <= high) & _polygon(geometry.outline(points), size)
+    return _in_band(_forehead_level(points, size)) & _polygon(geometry.outline(points), size)
 
 
-def _match_forehead(face_lab: np.ndarray, points: np.ndarray, size: tuple[int, int], original: np.ndarray | None) -> None:
+def _match_forehead(face_lab: np.ndarray, level: np.ndarray, band: np.ndarray, original: np.ndarray | None) -> None:
     """Shift the forehead of ``face_lab`` (in place) to the original's median Lab there, fading in from the brows.
 
     The colour transfer matches the skin below the brows; the prototypes' averaged foreheads are paler
-    than their cheeks and showed as a pale band under the original's upper forehead.
+    than their cheeks and showed as a pale band under the original's upper forehead. ``level`` is the
+    face's `_forehead_level` map, ``band`` its lower forehead inside the outline.
     """
-    band = forehead_band(points, size)
     if original is None or band.sum() < 16:
         return
     offset = np.clip(original - np.median(face_lab[band], axis=0), -FOREHEAD_SHIFT, FOREHEAD_SHIFT)
-    weight = np.clip(_forehead_level(points, size) / (2 * FOREHEAD_BAND[0]), 0.0, 1.0)  # full from a fifth of the way up
+    weight = np.clip(level / (2 * FOREHEAD_BAND[0]), 0.0, 1.0)  # full from a fifth of the way up
     face_lab += weight[:, :, None] * offset.astype(np.float32)
 
 
