@@ -379,20 +379,21 @@ class Anonymizer:
             for report, a, b in zip(reports, before, after):
                 report.embeddings_after[embedder.name] = b
                 value = similarity(embedder.metric, a, b)
-                bar = self._bar(embedder, report)
+                bar = self.identity_bar(embedder, report.face, synthesized=report.verdict != "fallback")
                 report.identity.append(IdentityCheck(embedder.name, embedder.metric, value, bar, is_match(embedder.metric, value, bar)))
         return in_loop_after
 
-    def _bar(self, embedder: Embedder, report: FaceReport) -> float:
-        """Return the similarity from which ``embedder`` still calls ``report``'s face the person.
+    def identity_bar(self, embedder: Embedder, face: Face, synthesized: bool = True) -> float:
+        """Return the similarity (or distance) from which ``embedder`` still calls ``face`` the person.
 
-        A synthetic face (kept, not fallen back) is judged against strangers of the original's age
-        (`identity_bar`); an obscured face, and the held-out attacker, by the recogniser's own threshold.
+        A synthetic face (``synthesized`` by this anonymiser's synthesis backend) is judged by the in-loop
+        embedder against strangers of the original's age (`condanon.identity.strangers.identity_bar`); an
+        obscured face, and the held-out attacker, by the recogniser's own threshold. Images and videos
+        both ask here.
         """
-        if embedder is not self.embedder or self.synthesizer is None or report.verdict == "fallback":
+        if embedder is not self.embedder or self.synthesizer is None or not synthesized:
             return embedder.threshold
-        attributes = report.face.attributes
-        return identity_bar(embedder, None if attributes is None else attributes.age)
+        return identity_bar(embedder, None if face.attributes is None else face.attributes.age)
 
     def _verify(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> None:
         """Check each output face against its original; a face the in-loop embedder still knows falls back."""

@@ -74,18 +74,23 @@ def stranger_table(embedder: str) -> StrangerTable | None:
     return load_once(name, lambda: StrangerTable.load(model_path(name)))
 
 
+def _table_for(embedder: Embedder) -> StrangerTable | None:
+    """Return the stranger table of ``embedder`` (cosine recognisers only; ``None``: it has none)."""
+    return stranger_table(embedder.name) if embedder.metric == "cosine" else None
+
+
 def identity_bar(embedder: Embedder, age: float | None) -> float:
     """Return the similarity (cosine) or distance (L2) from which ``embedder`` still calls a face of ``age`` the person.
 
     With a stranger table: its `STRANGER_QUANTILE` at that age; without: the recogniser's own threshold.
     """
-    table = stranger_table(embedder.name) if embedder.metric == "cosine" else None
+    table = _table_for(embedder)
     return embedder.threshold if table is None else table.similarity(age)
 
 
 def typical_stranger(embedder: Embedder, age: float | None) -> float:
     """Return the median similarity of two strangers of ``age`` under ``embedder`` (0 without a table)."""
-    table = stranger_table(embedder.name) if embedder.metric == "cosine" else None
+    table = _table_for(embedder)
     return 0.0 if table is None else table.similarity(age if age is not None else float(table.ages[-2]), 0.5)
 
 

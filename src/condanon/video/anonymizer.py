@@ -41,7 +41,6 @@ from ..detection.base import overlap
 from ..errors import ModelError, VideoError
 from ..faceness import mark_doubtful
 from ..identity import embed_original, is_match, similarity
-from ..identity.strangers import identity_bar
 from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
 from ..synthesis.compose import Candidate, compose, triangles_for
 from ..synthesis.checked import paste
@@ -556,9 +555,7 @@ class _RunState:
                 continue
             after_face.embeddings[embedder.name] = after
             value = similarity(embedder.metric, before, after)
-            bar = embedder.threshold
-            if embedder is self.a.embedder and self.a.synthesizer is not None:  # a synthetic face: the bar of strangers of its age
-                bar = identity_bar(embedder, None if face.attributes is None else face.attributes.age)
+            bar = self.a.identity_bar(embedder, face)
             limit = bar - self.owner.margin if embedder.metric == "cosine" else bar + self.owner.margin
             checks.append(IdentityCheck(embedder.name, embedder.metric, value, bar, is_match(embedder.metric, value, limit)))
         track.checks.append(checks)
