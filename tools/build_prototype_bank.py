@@ -55,6 +55,17 @@ def _read_rows(shared: Path) -> list[dict]:
 _anonymizer = None
 
 
+def largest_face(anonymizer, path: str):
+    """Return ``(image, face)``: a photo and its largest face as ``anonymizer`` finds it (None: unreadable or no face)."""
+    image = cv2.imread(path)
+    if image is None:
+        return None
+    faces = anonymizer.find_faces(image)
+    if not faces:
+        return None
+    return image, max(faces, key=lambda f: f.box.width * f.box.height)
+
+
 def _analyse(row: dict) -> dict | None:
     """Return landmarks and estimator readings of the main face of one training photo (None: no face)."""
     global _anonymizer
@@ -62,13 +73,10 @@ def _analyse(row: dict) -> dict | None:
 
     if _anonymizer is None:
         _anonymizer = Anonymizer(method="mask", detector="yunet")
-    bgr = cv2.imread(row["file"])
-    if bgr is None:
+    found = largest_face(_anonymizer, row["file"])
+    if found is None:
         return None
-    faces = _anonymizer.find_faces(bgr)
-    if not faces:
-        return None
-    face = max(faces, key=lambda f: f.box.width * f.box.height)
+    face = found[1]
     a = face.attributes
     if face.landmarks68 is None or a is None or a.emotion_probabilities is None:
         return None

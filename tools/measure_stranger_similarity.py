@@ -21,8 +21,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
+from build_prototype_bank import (
+    largest_face,  # tools/ is on the path when a tool runs as a script
+)
 
 log = logging.getLogger("measure_stranger_similarity")
 
@@ -41,19 +43,11 @@ def _embed(path: str) -> list[float] | None:
 
     if _anonymizer is None:
         _anonymizer = Anonymizer(method="mask", detector="yunet", faceness=None)
-    image = cv2.imread(path)
-    if image is None:
+    found = largest_face(_anonymizer, path)
+    if found is None:
         return None
-    faces = _anonymizer.find_faces(image)
-    if not faces:
-        return None
-    face = max(faces, key=lambda f: f.box.width * f.box.height)
+    image, face = found
     return [float(v) for v in embed_original(_anonymizer.embedder, image, [face])[0]]
-
-
-def band_of(age: float) -> int:
-    """Return the index of the band ``age`` falls in."""
-    return int(np.searchsorted(BANDS, age, side="right") - 1)
 
 
 def measure(ages: np.ndarray, vectors: np.ndarray) -> list[dict]:
