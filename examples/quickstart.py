@@ -28,7 +28,7 @@ def main() -> None:
         print(
             f"face {report.index}: box {report.face.box.to_list()}, {report.verdict} by {report.method}; "
             f"age {before.age:.0f} -> {after.age:.0f}, {before.sex} -> {after.sex}, {before.emotion} -> {after.emotion}; "
-            f"sface similarity to the original {sface.value:.3f} (match at >= {sface.threshold})"
+            f"sface similarity to the original {sface.value:.3f} (still the person at >= {sface.threshold:.3f})"
         )
     print(f"wrote {out / 'astronaut_anonymized.png'} and {out / 'astronaut_report.json'}")
 
