@@ -67,6 +67,26 @@ def test_feature_mix_moves_eyes_brows_and_mouth_whole_keeping_their_shapes(bank)
     assert max(centres) > 0.5  # and where the features sit changes
 
 
+def test_reshape_gives_the_features_the_prototypes_shapes_foreshortened_with_the_face(bank):
+    from condanon.transforms import apply_transform, similarity_transform
+
+    original, other = bank.shapes[0], bank.shapes[-1]
+    reshaped = geometry.target_shape(original, other, 1.0, features=1.0, reshape=1.0)
+    # in the prototype's frame the features now have the prototype's shapes (a frontal face: no foreshortening)
+    frontal = apply_transform(similarity_transform(reshaped, other), reshaped)
+    mine = apply_transform(similarity_transform(original, other), original)
+    for group in geometry.FEATURES:
+        target = other[group] - other[group].mean(axis=0)
+        assert np.abs(frontal[group] - frontal[group].mean(axis=0) - target).max() < 0.1 * np.abs(mine[group] - mine[group].mean(axis=0) - target).max() + 0.05
+    # a face turned to one side (its image-left half squeezed to a third) keeps its far eye narrow
+    turned = original.copy()
+    centre = original[27:31, 0].mean()
+    turned[:, 0] = np.where(original[:, 0] < centre, centre - (centre - original[:, 0]) / 3, original[:, 0])
+    far = geometry.target_shape(turned, other, 1.0, features=1.0, reshape=1.0)[36:42]
+    near = geometry.target_shape(turned, other, 1.0, features=1.0, reshape=1.0)[42:48]
+    assert np.ptp(far[:, 0]) < 0.6 * np.ptp(near[:, 0])
+
+
 def test_similarity_transform_recovers_a_known_map():
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 100, (20, 2))
@@ -253,6 +273,23 @@ def test_an_age_change_is_never_kept_it_gets_more_candidates_then_falls_back(ban
     assert not outcome.passed and outcome.attempts == 4
     assert "no candidate passed in 4" in outcome.reason and "age " in outcome.reason
     assert np.array_equal(output, image)
+
+
+def test_the_extra_candidates_of_a_hard_face_are_reshaped(bank, astronaut_face, monkeypatch):
+    """The ``more`` candidates give up the original's feature shapes and more of its forehead, the first ones do not."""
+    from condanon.synthesis import synthesizer as module
+
+    image, face = astronaut_face
+    made = []
+
+    def recording(frame, points, candidate, *args, **kwargs):
+        made.append(candidate.reshape)
+        return compose(frame, points, candidate, *args, **kwargs)
+
+    monkeypatch.setattr(module, "compose", recording)
+    synthesizer = Synthesizer(EMBEDDERS.create("sface"), preserve=("age",), candidates=2, more=2, age_tolerance=-1.0, bank=bank)
+    synthesizer.synthesize(image, image.copy(), dataclasses.replace(face, embeddings={}), np.random.default_rng(0))
+    assert made == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_emotion_drift_is_kept_and_reported_unless_strict(bank, astronaut_face):

@@ -8,8 +8,9 @@ What flows from the original face into the result (and nothing else, see docs/sy
 - the noise level of the frame there (grain), and the fine texture of its skin, cut in blocks and
   shuffled within zones (`condanon.synthesis.detail`: pores and stubble, not their places);
 - the pixels outside the face outline (hair, ears, neck, background) and, faded in, the upper
-  forehead, all moved by the outline's change.
-The face region's pixels below the mid-forehead come from the prototypes alone.
+  forehead (from halfway up, or three quarters for a reshaped `Candidate`), all moved by the outline's change.
+The face region's pixels below the mid-forehead come from the prototypes alone, and above the lower
+forehead they are plain skin of its colour (`FOREHEAD_PLAIN`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ FEATHER = 0.07
 """Width of the blend at the face outline, as a share of the face height."""
 COLOUR_RATIO = (0.6, 1.6)
 """Limits of the per-channel Lab spread ratio of the colour transfer."""
-FOREHEAD_FADE = 0.5
-"""Share of the way from brows to forehead line where the synthetic face starts fading into the original's."""
+FOREHEAD_FADE = (0.5, 0.75)
+"""Share of the way from brows to forehead line where the synthetic face starts fading into the original's:
+for a candidate that keeps the original's feature shapes, and for one reshaped whole (`Candidate.reshape`)."""
 FOREHEAD_BAND = (0.1, 0.5)
 """Where the forehead's colour is read (share of the way from brows to forehead line): under the fade, above the brows."""
+FOREHEAD_PLAIN = (0.45, 0.65)
+"""From the first to the second share of the way from brows to forehead line the synthetic forehead turns
+into plain skin of its lower forehead's colour: a prototype's texture ends around there (the top of the
+averaged crops: a dark or background-coloured edge showed as a stripe across the forehead)."""
 FOREHEAD_SHIFT = np.array([40.0, 10.0, 10.0])
 """Largest Lab shift of the synthetic forehead towards the original's (a fringe of hair must not paint it)."""
 EXPRESSIVE = np.concatenate([geometry.EYES, np.arange(60, 68)])
@@ -50,6 +56,12 @@ class Candidate:
     shape: np.ndarray
     sources: tuple[int, ...]
     weights: tuple[float, ...]
+    reshape: float = 0.0
+    """How much of the original's own look the candidate gives up beyond its outline and feature places:
+    0 keeps the shapes of its eyes, brows and mouth (the expression, frame by frame in video) and the upper
+    half of its forehead; 1 takes the prototype's feature shapes and makes the forehead up to three
+    quarters of the way to the forehead line (`FOREHEAD_FADE`; the expression is then the prototype's,
+    chosen for the same emotion and mouth state). docs/synthesis.md, step 4, has what it buys."""
 
 
 _triangles: dict[int, np.ndarray] = {}
@@ -178,7 +190,7 @@ def compose(
     """
     if region is None:
         region = prepare(frame, original68)
-    target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix)
+    target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix, candidate.reshape)
     target_layout = geometry.layout(target68, region.ring)
     origin, size, small = region.origin, region.size, region.small
 
@@ -200,7 +212,9 @@ def compose(
     mean_p, std_p = _region_stats(face_lab, skin_only(target_small, small))
     ratio = np.clip(region.std / std_p, *COLOUR_RATIO)
     face_lab = (face_lab - mean_p) * ratio + region.mean
-    _match_forehead(face_lab, level, _in_band(level) & inside, region.forehead)
+    band = _in_band(level) & inside
+    _match_forehead(face_lab, level, band, region.forehead)
+    _plain_forehead(face_lab, level, band)
     face = cv2.cvtColor(np.clip(face_lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
     # 4. feathered blend at the new outline (alpha 1/2 on the outline itself)
@@ -209,7 +223,7 @@ def compose(
     dist_in = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
     dist_out = cv2.distanceTransform(1 - binary, cv2.DIST_L2, 3)
     alpha = np.clip(0.5 + (dist_in - dist_out) / feather, 0.0, 1.0).astype(np.float32)
-    alpha = np.minimum(alpha, _forehead_fade(level))
+    alpha = np.minimum(alpha, _forehead_fade(level, candidate.reshape))
     if region.scale < 1:
         face = cv2.resize(face, size, interpolation=cv2.INTER_LINEAR)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
@@ -246,7 +260,7 @@ def warp_distortion(
     the original's by design (a closed eye squashes them). The same target shape `compose` makes,
     without composing anything.
     """
-    target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix)
+    target68 = geometry.target_shape(original68, candidate.shape, shape_mix, feature_mix, candidate.reshape)
     inner = triangles[(triangles < 68 + geometry.FOREHEAD).all(axis=1) & ~np.isin(triangles, EXPRESSIVE).any(axis=1)]
     return distortion(geometry.layout(candidate.shape), geometry.layout(target68, region.ring), inner)
 
@@ -287,13 +301,16 @@ def _forehead_level(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height
 
 
-def _forehead_fade(level: np.ndarray) -> np.ndarray:
-    """Return an alpha cap (from `_forehead_level`) that is 1 up to halfway from the brows to the forehead line and 0 at that line.
+def _forehead_fade(level: np.ndarray, reshape: float = 0.0) -> np.ndarray:
+    """Return an alpha cap (from `_forehead_level`) that is 1 up to `FOREHEAD_FADE` of the way from the brows to the forehead line and 0 at that line.
+
+    The start of the fade goes from the first value of `FOREHEAD_FADE` to the second with ``reshape``.
 
     The prototypes' hairlines are averages (a soft, pale band); the original's own upper forehead,
     moved with the outline, meets the hair more naturally.
     """
-    return np.clip((1.0 - level) / (1.0 - FOREHEAD_FADE), 0.0, 1.0).astype(np.float32)
+    start = FOREHEAD_FADE[0] + float(np.clip(reshape, 0.0, 1.0)) * (FOREHEAD_FADE[1] - FOREHEAD_FADE[0])
+    return np.clip((1.0 - level) / (1.0 - start), 0.0, 1.0).astype(np.float32)
 
 
 def _in_band(level: np.ndarray) -> np.ndarray:
@@ -319,6 +336,15 @@ def _match_forehead(face_lab: np.ndarray, level: np.ndarray, band: np.ndarray, o
     offset = np.clip(original - np.median(face_lab[band], axis=0), -FOREHEAD_SHIFT, FOREHEAD_SHIFT)
     weight = np.clip(level / (2 * FOREHEAD_BAND[0]), 0.0, 1.0)  # full from a fifth of the way up
     face_lab += weight[:, :, None] * offset.astype(np.float32)
+
+
+def _plain_forehead(face_lab: np.ndarray, level: np.ndarray, band: np.ndarray) -> None:
+    """Turn the upper forehead of ``face_lab`` (in place) into plain skin of the lower forehead's median colour (`FOREHEAD_PLAIN`)."""
+    if band.sum() < 16:
+        return
+    low, high = FOREHEAD_PLAIN
+    weight = np.clip((level - low) / (high - low), 0.0, 1.0)[:, :, None]
+    face_lab += weight * (np.median(face_lab[band], axis=0) - face_lab)
 
 
 def skin_polygon(points: np.ndarray) -> np.ndarray:

@@ -71,10 +71,10 @@ def layout(points68: np.ndarray, ring: np.ndarray | None = None) -> np.ndarray:
 
 
 FEATURES = (np.arange(36, 42), np.arange(42, 48), np.arange(17, 22), np.arange(22, 27), MOUTH)
-"""Right eye, left eye, right brow, left brow, mouth: moved whole (placement), never reshaped (expression)."""
+"""Right eye, left eye, right brow, left brow, mouth: moved whole (placement); reshaped only by `target_shape`'s ``reshape``."""
 
 
-def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, features: float = 0.0) -> np.ndarray:
+def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, features: float = 0.0, reshape: float = 0.0) -> np.ndarray:
     """Return the 68 points of the synthetic face: the prototype's outline and nose, the original's expression.
 
     The identity change is worked out in the prototype's (frontal) frame: the original is brought
@@ -85,7 +85,9 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, fe
     ``features`` > 0 each of them is also moved, whole, that share of the way to where the prototype
     has it (eye spacing, brow height, mouth height are identity); ``mix`` 0 keeps the original's
     geometry whole, features included. A mouth opened wider than the prototype's also lowers the chin
-    by the difference.
+    by the difference. With ``reshape`` > 0 each feature also takes that share of the prototype's own
+    shape (1: the prototype's eyes, brows and mouth, which fit its texture; the expression is then the
+    prototype's, chosen for the same emotion and mouth state).
     """
     original68 = np.asarray(original68, dtype=np.float64)
     prototype68 = np.asarray(prototype68, dtype=np.float64)
@@ -99,11 +101,16 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, fe
     delta[JAW, 1] += max(opening, 0.0) * np.sin(np.linspace(0, np.pi, len(JAW)))
     # foreshortening per side: the original's half-width over the prototype's, measured at the jaw
     centre_o, centre_p = frontal[27:31, 0].mean(), prototype68[27:31, 0].mean()
+    ratios = []
     for side, points in ((0, np.arange(0, 8)), (16, np.arange(9, 17))):
-        ratio = abs(frontal[side, 0] - centre_o) / max(abs(prototype68[side, 0] - centre_p), 1e-6)
-        delta[points, 0] *= float(np.clip(ratio, 0.0, 1.0))
-    placement = np.zeros_like(frontal)  # eyes, brows, mouth: moved whole, never reshaped
+        ratios.append(float(np.clip(abs(frontal[side, 0] - centre_o) / max(abs(prototype68[side, 0] - centre_p), 1e-6), 0.0, 1.0)))
+        delta[points, 0] *= ratios[-1]
+    placement = np.zeros_like(frontal)  # eyes, brows, mouth: moved whole...
+    shaping = np.zeros_like(frontal)  # ...and, with reshape, given the prototype's shape, foreshortened as the original's side is
     for group in FEATURES:
         placement[group] = prototype68[group].mean(axis=0) - frontal[group].mean(axis=0)
-    moved = frontal + mix * delta + (features if mix > 0 else 0.0) * placement
+        shape = prototype68[group] - prototype68[group].mean(axis=0)
+        shape[:, 0] *= np.where(frontal[group, 0] < centre_o, ratios[0], ratios[1])
+        shaping[group] = shape - (frontal[group] - frontal[group].mean(axis=0))
+    moved = frontal + mix * delta + ((features * placement + reshape * shaping) if mix > 0 else 0.0)
     return apply_transform(back, moved)

@@ -52,6 +52,9 @@ class Synthesizer(CheckedSynthesizer):
         more: further candidates tried when none of the first ``candidates`` may be kept (identity,
             detection, age or sex failed): hard faces get a larger budget, easy ones stay fast
             (``None``: twice ``candidates``).
+        reshape: how much of the original's feature shapes and upper forehead the first ``candidates`` give
+            up (`Candidate.reshape`: 0 keeps the expression exactly).
+        more_reshape: the same for the ``more`` candidates of a face none of whose first ones may be kept.
     """
 
     def __init__(
@@ -70,9 +73,13 @@ class Synthesizer(CheckedSynthesizer):
         final: Any | None = None,
         strict: bool = False,
         more: int | None = None,
+        reshape: float = 0.0,
+        more_reshape: float = 1.0,
     ) -> None:
         super().__init__(embedder, preserve, candidates, margin, age_tolerance, detect, estimators, final, strict)
         self.more = 2 * candidates if more is None else max(0, more)
+        self.reshape = reshape
+        self.more_reshape = more_reshape
         self.pool = pool
         self.shape_mix = shape_mix
         self.feature_mix = feature_mix
@@ -120,7 +127,8 @@ class Synthesizer(CheckedSynthesizer):
             weight = float(rng.uniform(0.5, 0.8))
             pair = [first, second]
             image, shape = mix([bank.images[i] for i in pair], [bank.shapes[i] for i in pair], [weight, 1 - weight], triangles)
-            candidate = Candidate(image, shape, (first, second), (weight, 1 - weight))
+            reshape = self.reshape if attempt <= self.candidates else self.more_reshape
+            candidate = Candidate(image, shape, (first, second), (weight, 1 - weight), reshape)
             stretch, folded = warp_distortion(face.landmarks68, candidate, triangles, self.shape_mix, self.feature_mix, region)
             patch, bounds = compose(
                 output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix, region
