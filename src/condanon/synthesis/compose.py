@@ -5,8 +5,9 @@ What flows from the original face into the result (and nothing else, see docs/sy
   outline and nose as the starting point that ``shape_mix`` moves toward the prototype;
 - the median and spread of its colour in Lab over the skin (below the brows, without eyes, brows and
   mouth: tone and lighting), and the median Lab of its lower forehead;
-- the noise level of the frame there (grain), and the fine texture of its skin, cut in blocks and
-  shuffled within zones (`condanon.synthesis.detail`: pores and stubble, not their places);
+- the noise level of the frame there (grain), its sharpness (an out-of-focus face gets a synthetic face
+  as soft), and the fine texture of its skin, cut in blocks and shuffled within zones
+  (`condanon.synthesis.detail`: pores and stubble, not their places);
 - the pixels outside the face outline (hair, ears, neck, background) and, faded in, the upper
   forehead (from halfway up, or three quarters for a reshaped `Candidate`), all moved by the outline's change.
 The face region's pixels below the mid-forehead come from the prototypes alone, and above the lower
@@ -40,6 +41,8 @@ FOREHEAD_SHIFT = np.array([40.0, 10.0, 10.0])
 """Largest Lab shift of the synthetic forehead towards the original's (a fringe of hair must not paint it)."""
 EXPRESSIVE = np.concatenate([geometry.EYES, np.arange(60, 68)])
 """Eyelid and inner-lip points: their triangles change shape with the expression (left out of `warp_distortion`)."""
+DEFOCUS = (0.5, 0.8, 1.2, 1.7, 2.4, 3.2)
+"""Gaussian sigmas (working-scale px) tried, in turn, to bring a synthetic face down to the original's sharpness."""
 WORKING_SIZE = 320
 """The synthetic face is made with its region at most this many pixels across, then scaled up."""
 SHARPEN = (1.5, 1.5)
@@ -126,6 +129,8 @@ class Region:
     detail: detail.SkinDetail | None = None
     forehead: np.ndarray | None = None
     """Median Lab of the original's lower forehead (`forehead_band`), at the working scale."""
+    sharpness: float | None = None
+    """The original's inner face `sharpness` at the working scale (an out-of-focus face reads low)."""
 
     @property
     def origin(self) -> np.ndarray:
@@ -165,11 +170,13 @@ def prepare(frame: np.ndarray, original68: np.ndarray) -> Region:
     mean, std = _region_stats(lab_small, region)
     band = forehead_band((source_layout - origin) * scale, small)
     forehead = np.median(lab_small[band], axis=0) if band.sum() >= 16 else None
+    inner = _polygon(geometry.outline((source_layout - origin) * scale), small)
+    crisp = sharpness(cv2.cvtColor(roi_small, cv2.COLOR_BGR2GRAY).astype(np.float32), inner)
     skin = _polygon(skin_polygon(source_layout) - origin, size)
     grey = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)
     noise = _noise_level(grey, skin)
     texture = detail.sample(grey, skin_only(source_layout - origin, size), source_layout[:68] - origin)
-    return Region(source_layout, ring, (int(x1), int(y1), int(x2), int(y2)), scale, small, mean, std, skin, noise, texture, forehead)
+    return Region(source_layout, ring, (int(x1), int(y1), int(x2), int(y2)), scale, small, mean, std, skin, noise, texture, forehead, crisp)
 
 
 def compose(
@@ -216,6 +223,7 @@ def compose(
     _match_forehead(face_lab, level, band, region.forehead)
     _plain_forehead(face_lab, level, band)
     face = cv2.cvtColor(np.clip(face_lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    face = _defocus(face, inside, region.sharpness)
 
     # 4. feathered blend at the new outline (alpha 1/2 on the outline itself)
     feather = max(1.0, FEATHER * face_height)
@@ -281,6 +289,38 @@ def _skin_detail(face: np.ndarray, texture: detail.SkinDetail, points: np.ndarra
         return np.zeros(face.shape[:2], np.float32)
     soft = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), texture.side / 4)
     return gain * soft * detail.lay(texture, points[:68], size, rng)
+
+
+def sharpness(grey: np.ndarray, mask: np.ndarray) -> float | None:
+    """Return how sharp ``grey`` is over ``mask``: the variance of its Laplacian over its own variance there.
+
+    Scale-free in contrast; a face out of focus, or shot at a low resolution and scaled up, reads low.
+    ``None`` when the mask holds too little.
+    """
+    if mask.sum() < 64:
+        return None
+    values = grey[mask]
+    spread = float(np.var(values))
+    return float(np.var(cv2.Laplacian(grey, cv2.CV_32F)[mask])) / spread if spread > 1e-6 else None
+
+
+def _defocus(face: np.ndarray, inside: np.ndarray, target: float | None) -> np.ndarray:
+    """Return ``face`` blurred (the least of `DEFOCUS`) until it is no sharper than the original (``target``).
+
+    The prototypes are sharp; on a face out of focus, or a small one scaled up, they looked pasted on.
+    """
+    if target is None:
+        return face
+    grey = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    own = sharpness(grey, inside)
+    if own is None or own <= target:
+        return face
+    for sigma in DEFOCUS:
+        blurred = cv2.GaussianBlur(grey, (0, 0), sigma)
+        value = sharpness(blurred, inside)
+        if value is not None and value <= target:
+            break
+    return cv2.GaussianBlur(face, (0, 0), sigma)
 
 
 def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) -> np.ndarray:

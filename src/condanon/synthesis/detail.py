@@ -26,6 +26,11 @@ BLOCK_SHARE = 1 / 12
 MIN_BLOCK, MAX_BLOCK = 6, 32
 MIN_FACE = 64.0
 """Faces shorter than this (px) get no detail: their prototype is not upscaled, and there is little skin."""
+CLIP = 2.5
+"""The residual is clipped at this many robust standard deviations (scaled MAD over the skin): a pore
+stays, the sharp edge of a glasses frame, a strand of hair or a mole would land elsewhere as a dark dot."""
+EDGY = 4.0
+"""Blocks whose energy is above this many times the median block's are left out (an edge ran through them)."""
 ZONES = 3
 """Forehead (above the brows), middle (brows to nose tip), lower (below the nose tip: beard, chin)."""
 
@@ -67,6 +72,11 @@ def sample(grey: np.ndarray, skin: np.ndarray, points68: np.ndarray) -> SkinDeta
         return None
     side = int(np.clip(round(height * BLOCK_SHARE), MIN_BLOCK, MAX_BLOCK))
     detail = residual(grey)
+    values = detail[skin]
+    if len(values) < 16:
+        return None
+    spread = 1.4826 * float(np.median(np.abs(values - np.median(values)))) + 1e-3
+    detail = np.clip(detail, -CLIP * spread, CLIP * spread)
     where = zones(points68, (grey.shape[1], grey.shape[0]))
     step = max(2, side // 2)
     found: list[list[np.ndarray]] = [[] for _ in range(ZONES)]
@@ -77,6 +87,10 @@ def sample(grey: np.ndarray, skin: np.ndarray, points68: np.ndarray) -> SkinDeta
     every = [b for zone in found for b in zone]
     if len(every) < 4:
         return None
+    energies = [float(np.mean(b**2)) for b in every]
+    limit = EDGY * float(np.median(energies))
+    found = [[b for b in zone if float(np.mean(b**2)) <= limit] for zone in found]
+    every = [b for zone in found for b in zone]
     blocks = tuple(np.stack(zone if len(zone) >= 3 else every).astype(np.float32) for zone in found)
     return SkinDetail(blocks, side, float(np.mean(detail[skin] ** 2)))
 
