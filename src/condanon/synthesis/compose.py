@@ -305,7 +305,7 @@ def sharpness(grey: np.ndarray, mask: np.ndarray) -> float | None:
 
 
 def _defocus(face: np.ndarray, inside: np.ndarray, target: float | None) -> np.ndarray:
-    """Return ``face`` blurred (the least of `DEFOCUS`) until it is no sharper than the original (``target``).
+    """Return ``face`` blurred by the least of `DEFOCUS` that makes it no sharper than the original (``target``; the largest if none does).
 
     The prototypes are sharp; on a face out of focus, or a small one scaled up, they looked pasted on.
     """

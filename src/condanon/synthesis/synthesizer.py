@@ -8,7 +8,9 @@ For each face (shared/docs/design.md, "Conditioning and verification"):
    similarity to the original below the threshold minus a margin, sex equal, age within tolerance,
    dominant emotion equal (each as read by the same in-loop estimators on both sides), still detected;
 4. the first candidate that passes every check wins (for a child, whose identity bar is loose, the
-   least similar of those passing among the first ``candidates``). If none does within the budget, the candidate
+   least similar of those passing among the first ``candidates``). A face none of whose first
+   ``candidates`` may be kept gets ``more``, reshaped (`Candidate.reshape`: the prototype's own feature
+   shapes, more of the forehead synthetic). If none passes within the budget, the candidate
    that passed identity and detection with the fewest attribute misses is kept (its drift reported),
    or, with ``strict`` or when no candidate passed identity, the face is left to the caller's
    fallback with the reason of the candidate that came closest. Failed checks steer the next ranking.
