@@ -17,7 +17,7 @@ from condanon.synthesis import geometry
 from condanon.synthesis.bank import expression_key, mouth_open
 from condanon.synthesis.compose import WORKING_SIZE, Candidate, compose, prepare, skin_only, skin_polygon, triangles_for
 from condanon.synthesis.warp import triangulate, warp
-from condanon.transforms import similarity_transform
+from condanon.transforms import apply_transform, similarity_transform
 from condanon.types import Attributes
 
 
@@ -68,8 +68,6 @@ def test_feature_mix_moves_eyes_brows_and_mouth_whole_keeping_their_shapes(bank)
 
 
 def test_reshape_gives_the_features_the_prototypes_shapes_foreshortened_with_the_face(bank):
-    from condanon.transforms import apply_transform, similarity_transform
-
     original, other = bank.shapes[0], bank.shapes[-1]
     reshaped = geometry.target_shape(original, other, 1.0, features=1.0, reshape=1.0)
     # in the prototype's frame the features now have the prototype's shapes (a frontal face: no foreshortening)
@@ -365,17 +363,20 @@ def large_face(data, load, anonymizer):
     return image, face
 
 
+def original_patch(image, face):
+    """Return the face's `prepare` region, and its patch's grey pixels, landmarks and skin mask (patch coordinates)."""
+    region = prepare(image, face.landmarks68)
+    x1, y1, x2, y2 = region.bounds
+    grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return region, grey, face.landmarks68 - [x1, y1], skin_only(region.source_layout - [x1, y1], region.size)
+
+
 def test_skin_detail_is_the_originals_texture_shuffled_off_its_places(large_face):
     from condanon.synthesis import detail
 
-    image, face = large_face
-    region = prepare(image, face.landmarks68)
+    region, grey, points, skin = original_patch(*large_face)
     texture = region.detail
     assert texture is not None and all(len(zone) >= 3 for zone in texture.blocks)
-    x1, y1, x2, y2 = region.bounds
-    grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY).astype(np.float32)
-    points = face.landmarks68 - [x1, y1]
-    skin = skin_only(geometry.layout(face.landmarks68, region.ring) - [x1, y1], region.size)
     own = detail.residual(grey)
     laid = detail.lay(texture, points, region.size, np.random.default_rng(0))
     # as strong as the original's skin texture ...
@@ -391,12 +392,7 @@ def test_a_sharp_edge_on_the_skin_is_not_shuffled_onto_the_new_face(large_face):
     elsewhere it showed as dark cracks. The residual is clipped and blocks an edge runs through are left out."""
     from condanon.synthesis import detail
 
-    image, face = large_face
-    region = prepare(image, face.landmarks68)
-    x1, y1, x2, y2 = region.bounds
-    grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY).astype(np.float32)
-    points = face.landmarks68 - [x1, y1]
-    skin = skin_only(geometry.layout(face.landmarks68, region.ring) - [x1, y1], region.size)
+    _, grey, points, skin = original_patch(*large_face)
     marked = grey.copy()
     cheek, nose = points[2], points[30]
     cv2.line(marked, tuple(int(v) for v in cheek), tuple(int(v) for v in nose), 0.0, 3)  # a dark arm across the cheek
@@ -415,14 +411,11 @@ def test_a_large_synthetic_face_gets_skin_texture_back(bank, large_face):
     image, face = large_face
     triangles = triangles_for(bank.reference)
     candidate = Candidate(bank.images[3], bank.shapes[3], (3,), (1.0,))
-    region = prepare(image, face.landmarks68)
-    x1, y1, x2, y2 = region.bounds
-    own_grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY).astype(np.float32)
-    own_skin = skin_only(region.source_layout - [x1, y1], region.size)
+    region, own_grey, _, own_skin = original_patch(image, face)
     original = float(np.mean(detail.residual(own_grey)[own_skin] ** 2))  # the original's skin, unclipped
     energies = {}
     for name, used in (("with", region), ("without", dataclasses.replace(region, detail=None))):
-        patch, (x1, y1, x2, y2) = compose(image, face.landmarks68, candidate, triangles, 1.0, np.random.default_rng(0), 1.0, used)
+        patch, (x1, y1, _, _) = compose(image, face.landmarks68, candidate, triangles, 1.0, np.random.default_rng(0), 1.0, used)
         target = geometry.layout(geometry.target_shape(face.landmarks68, candidate.shape, 1.0, 1.0), region.ring) - [x1, y1]
         skin = cv2.erode(skin_only(target, region.size).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
         grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY).astype(np.float32)
@@ -441,7 +434,7 @@ def test_a_face_out_of_focus_gets_a_synthetic_face_as_soft_as_it(bank, large_fac
     soft_image = cv2.GaussianBlur(image, (0, 0), 8)
 
     def sharpness_of(frame, region, used):
-        patch, (x1, y1, x2, y2) = compose(frame, face.landmarks68, candidate, triangles, 1.0, None, 1.0, used)
+        patch, (x1, y1, _, _) = compose(frame, face.landmarks68, candidate, triangles, 1.0, None, 1.0, used)
         target = geometry.layout(geometry.target_shape(face.landmarks68, candidate.shape, 1.0, 1.0), region.ring) - [x1, y1]
         return at_working_scale(patch, target, region)
 

@@ -164,13 +164,13 @@ def prepare(frame: np.ndarray, original68: np.ndarray) -> Region:
     scale = min(1.0, WORKING_SIZE / max(size))
     small = (max(4, round(size[0] * scale)), max(4, round(size[1] * scale)))
     roi_small = cv2.resize(roi, small, interpolation=cv2.INTER_AREA) if scale < 1 else roi
+    layout_small = (source_layout - origin) * scale
     # colour: over the cheeks, nose and mouth (below the brows: no hair, no background)
-    region = skin_only((source_layout - origin) * scale, small)
     lab_small = cv2.cvtColor(roi_small, cv2.COLOR_BGR2LAB).astype(np.float32)
-    mean, std = _region_stats(lab_small, region)
-    band = forehead_band((source_layout - origin) * scale, small)
+    mean, std = _region_stats(lab_small, skin_only(layout_small, small))
+    band = forehead_band(layout_small, small)
     forehead = np.median(lab_small[band], axis=0) if band.sum() >= 16 else None
-    inner = _polygon(geometry.outline((source_layout - origin) * scale), small)
+    inner = _polygon(geometry.outline(layout_small), small)
     crisp = sharpness(cv2.cvtColor(roi_small, cv2.COLOR_BGR2GRAY).astype(np.float32), inner)
     skin = _polygon(skin_polygon(source_layout) - origin, size)
     grey = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)

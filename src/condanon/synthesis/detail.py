@@ -87,9 +87,9 @@ def sample(grey: np.ndarray, skin: np.ndarray, points68: np.ndarray) -> SkinDeta
     every = [b for zone in found for b in zone]
     if len(every) < 4:
         return None
-    energies = [float(np.mean(b**2)) for b in every]
-    limit = EDGY * float(np.median(energies))
-    found = [[b for b in zone if float(np.mean(b**2)) <= limit] for zone in found]
+    energies = [[float(np.mean(b**2)) for b in zone] for zone in found]
+    limit = EDGY * float(np.median([e for zone in energies for e in zone]))
+    found = [[b for b, e in zip(zone, each) if e <= limit] for zone, each in zip(found, energies)]
     every = [b for zone in found for b in zone]
     blocks = tuple(np.stack(zone if len(zone) >= 3 else every).astype(np.float32) for zone in found)
     return SkinDetail(blocks, side, float(np.mean(detail[skin] ** 2)))
