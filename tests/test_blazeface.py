@@ -124,7 +124,7 @@ def test_model_file_checksum_and_card_agree(name, stem):
     path = weights.model_path(name)
     committed = REPO / "models" / f"{stem}.onnx"  # installed as condanon.bundled_models (a copy, or the file itself when editable)
     assert path.name == committed.name
-    assert weights.sha256_of(path) == weights.sha256_of(committed) == entry.sha256
+    assert weights.digest_of(path) == weights.digest_of(committed) == entry.sha256
     card = (REPO / "models" / f"{stem}.md").read_text()
     assert entry.sha256 in card and "Apache-2.0" in card and entry.license.startswith("Apache-2.0")
     assert {row["name"]: row["status"] for row in weights.check_models()}[name] == "ok"

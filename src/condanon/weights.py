@@ -110,11 +110,6 @@ def digest_of(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    return digest_of(path, "sha256")
-
-
 def _mib(path: Path) -> str:
     return f"{path.stat().st_size / 2**20:.1f} MiB"
 
