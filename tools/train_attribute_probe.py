@@ -2,6 +2,8 @@
 
     python tools/train_attribute_probe.py [--shared PATH] [--out models/sface-probe-v1.npz]
 
+Needs scikit-learn, which condanon itself does not install: ``pip install ".[eval]"``.
+
 Faces: YuNet (largest face, 5 landmarks) -> SFace 128-D unit vector, on shared/data/train/utkface.
 Sex: standardised vector -> a small MLP (128 ReLU units; a plain logistic regression reached only
 ~72 % in CV, the sex signal in SFace is not linear). Age: standardised vector -> multinomial logistic

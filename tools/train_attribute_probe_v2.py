@@ -2,6 +2,8 @@
 
     python tools/train_attribute_probe_v2.py [--shared PATH] [--out models/sface-dlib-probe-v1.npz]
 
+Needs scikit-learn, which condanon itself does not install: ``pip install ".[eval]"``.
+
 Faces: YuNet (largest face, 5 landmarks) -> SFace 128-D unit vector and dlib ResNet 128-D unit vector
 (condanon's "sface" and "dlib" embedders), concatenated to 256 values, on shared/data/train/utkface.
 Heads (the same kinds as sface-probe-v1): sex = MLP with 128 ReLU units on the standardised vector;
