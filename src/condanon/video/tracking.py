@@ -1,7 +1,8 @@
 """Face tracks across frames: ByteTrack ids on keyframes, and where each track is on every frame between.
 
-Faces are detected on keyframes only (every ``detect_every`` frames). ByteTrack (``supervision``)
-links the detections into tracks by box overlap. A face ByteTrack starts anew (a face that moved
+Faces are detected on keyframes only (every ``detect_every`` frames). ByteTrack (our own
+`condanon.video.bytetrack`, which gives the same tracks as supervision's 0.30) links the
+detections into tracks by box overlap. A face ByteTrack starts anew (a face that moved
 too far for an overlap, one it lost, or one not yet confirmed) is stitched onto the nearest recent
 track it can have come from (`FaceTracks._stitch`), else it starts a track of ours. Every
 detection above the image threshold is kept, tracked or not; weaker ones only when ByteTrack
@@ -20,13 +21,13 @@ Where a track is on frame t (`FaceTracks.at`), given keyframes up to t + lookahe
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from ..types import Box, Face
+from .bytetrack import ByteTracker
 
 STITCH_SPEED = 0.4
 """How far (face heights per frame) a face may move between keyframes and still continue its track."""
@@ -123,19 +124,12 @@ class FaceTracks:
         bridge_grow: float = 0.3,
         min_score: float = 0.6,
     ) -> None:
-        from supervision import Detections
-
-        with warnings.catch_warnings():  # ByteTrack moves to the `trackers` package, which needs a GUI OpenCV
-            warnings.simplefilter("ignore", FutureWarning)
-            from supervision import ByteTrack
-
-            self._tracker = ByteTrack(
-                track_activation_threshold=min_score - 0.1,
-                lost_track_buffer=30,  # one second, whatever the keyframe rate
-                minimum_matching_threshold=0.8,
-                frame_rate=max(1.0, fps / detect_every),
-            )
-        self._detections = Detections
+        self._tracker = ByteTracker(
+            activation_threshold=min_score - 0.1,
+            lost_buffer=30,  # one second, whatever the keyframe rate
+            match_threshold=0.8,
+            frame_rate=max(1.0, fps / detect_every),
+        )
         self.detect_every = detect_every
         self.max_gap = max_gap if max_gap is not None else max(2 * detect_every, round(fps / 2))
         self.backfill = backfill if backfill is not None else 2 * detect_every
@@ -155,16 +149,11 @@ class FaceTracks:
 
     def update(self, frame: int, faces: list[Face]) -> list[Face]:
         """Record a keyframe's detections; return the faces kept, each with its ``track_id`` set."""
-        detections = self._detections(
-            xyxy=np.array([f.box.to_list() for f in faces], dtype=np.float32).reshape(-1, 4),
-            confidence=np.array([f.score for f in faces], dtype=np.float32),
-            class_id=np.zeros(len(faces), dtype=int),
-            data={"index": np.arange(len(faces))},
+        ids = self._tracker.update(
+            np.array([f.box.to_list() for f in faces], dtype=np.float32).reshape(-1, 4),
+            np.array([f.score for f in faces], dtype=np.float32),
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tracked = self._tracker.update_with_detections(detections)
-        external = {int(i): int(t) for i, t in zip(tracked.data["index"], tracked.tracker_id)} if len(tracked) else {}
+        external = {i: int(t) for i, t in enumerate(ids) if t >= 0}
         kept: dict[int, int] = {}
         fresh = []
         for index, face in enumerate(faces):
