@@ -15,10 +15,10 @@ import argparse
 
 import cv2
 import numpy as np
+from shared_data import shared_root
 
 import condanon
 from condanon.synthesis.quality import colour_shift, landmark_error, seam_ratio
-from shared_data import shared_root
 
 PHOTOS = ("astronaut.jpg", "couple.jpg", "t1.jpg")
 HEIGHTS = (24, 30, 48, 80, 140, 240, 400)
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--shared")
     args = parser.parse_args()
     root = shared_root(args.shared)
-    anonymizer = condanon.Anonymizer(seed=0, attacker=None)
+    anonymizer = condanon.Anonymizer(seed=0, checks=condanon.Checks(attacker=None))
     print("| face height | faces | landmark error (eye distances, median / max) | seam ratio (median / max) | colour shift (median / max) | synthetic |")
     print("|---|---|---|---|---|---|")
     for height in HEIGHTS:

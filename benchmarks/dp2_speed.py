@@ -26,13 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from shared_data import shared_root
 
 import condanon
 from condanon.dp2 import generator as dp2_generator
 from condanon.dp2.synthesizer import DP2Synthesizer
 from condanon.errors import ModelError
 from condanon.weights import model_path
-from shared_data import shared_root
 
 
 def generator_table(reps: int) -> list[str]:
@@ -73,7 +73,7 @@ def loop_table(root: Path, weights: str, limit: int, candidates: int, batch: int
 
     timed("generate")
     timed("refine")
-    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=weights, candidates=candidates, dp2_steps=steps)
+    anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=weights, candidates=candidates, steps=steps))
     assert isinstance(anonymizer.synthesizer, DP2Synthesizer)
     anonymizer.synthesizer.batch = batch
     anonymizer.anonymize(cv2.imread(str(root / "data" / "scenes" / "astronaut.jpg")))  # load everything once

@@ -39,7 +39,7 @@ from shared_data import shared_root
 from condanon.detection import DETECTORS
 from condanon.faceness import FACENESS, FACENESS_THRESHOLD
 from condanon.faceness.face_mesh import _presence, crop
-from condanon.pipeline import DEFAULT_DETECTOR
+from condanon.options import DEFAULT_DETECTOR
 from condanon.types import Face
 
 CLIP_STEP = 15

@@ -78,7 +78,7 @@ def product(method: str, with_attributes: bool) -> Callable[[np.ndarray], list[A
     if with_attributes:
         return condanon.Anonymizer(method=method).analyze
     try:
-        return condanon.Anonymizer(method=method, attributes=()).analyze
+        return condanon.Anonymizer(method=method, checks=condanon.Checks(attributes=())).analyze
     except (ConfigError, ValueError, TypeError):  # a product that needs an estimator: keep its defaults
         return condanon.Anonymizer(method=method).analyze
 

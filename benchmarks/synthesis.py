@@ -20,9 +20,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from shared_data import shared_root
 
 import condanon
-from shared_data import shared_root
 
 FOLDERS = ("identity", "attributes/utkface", "attributes/emotion", "scenes")
 BANDS = ((0, 64, "< 64 px"), (64, 160, "64-160 px"), (160, 10_000, ">= 160 px"))
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     root = shared_root(args.shared)
-    anonymizer = condanon.Anonymizer(method="synthetic", candidates=args.candidates, seed=args.seed)
+    anonymizer = condanon.Anonymizer(method=condanon.SyntheticOptions(candidates=args.candidates), seed=args.seed)
     anonymizer.anonymize(np.full((64, 64, 3), 128, np.uint8))  # load what loads lazily before timing
     warm = cv2.imread(str(root / "data" / "scenes" / "astronaut.jpg"))
     anonymizer.anonymize(warm)

@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 
+import condanon
 from condanon.attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
 from condanon.types import EMOTIONS
 
@@ -112,9 +113,8 @@ def test_age_sex_mean_is_the_mean_of_its_two_estimators(scenes, load):
 
 def test_attributes_after_are_read_from_the_anonymised_pixels(scenes, load):
     """The SFace vector cached on a face is the original's; the estimate after anonymising must not reuse it."""
-    import condanon
 
-    result = condanon.Anonymizer(method="mask", attributes=("sface-probe",)).anonymize(load(scenes / "two_people.jpg"))
+    result = condanon.Anonymizer(method="mask", checks=condanon.Checks(attributes=("sface-probe",))).anonymize(load(scenes / "two_people.jpg"))
     assert len(result.reports) == 2
     for report in result.reports:
         assert "sface" in report.face.embeddings

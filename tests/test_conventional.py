@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import condanon
 from condanon.conventional import OBSCURERS, Blur, Pixelate, SolidMask
 from condanon.types import Box
 
@@ -149,11 +150,10 @@ def test_invalid_options(factory, options, match):
 
 
 def test_invalid_options_through_the_registry_and_the_anonymizer():
-    import condanon
 
     with pytest.raises(ValueError, match="strength"):
         OBSCURERS.create("blur", strength=0)
     with pytest.raises(condanon.ConfigError, match="shape"):
-        condanon.Anonymizer(method="mask", shape="star")
+        condanon.Anonymizer(method=condanon.MaskOptions(shape="star"))
     with pytest.raises(condanon.ConfigError, match="blocks"):
-        condanon.Anonymizer(method="pixelate", blocks=1)
+        condanon.Anonymizer(method=condanon.PixelateOptions(blocks=1))

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import refuses_writes
 from PIL import Image
 
 import condanon
 from condanon.cli import main
 from condanon.errors import CondanonError, show_path
 from condanon.imageio import as_bgr
-from conftest import refuses_writes
 
 MASK = ["--method", "mask", "-q"]
 
@@ -124,7 +124,7 @@ def test_folder_job_keeps_the_users_partial_named_files(tmp_path, capsys):
 
 
 def test_folder_job_removes_the_partials_it_left(tmp_path, capsys):
-    from condanon.video.job import Job
+    from condanon.jobs import Job
 
     inputs = tmp_path / "in"
     noise(inputs / "a.png")
@@ -459,7 +459,7 @@ def test_corrupt_prototype_bank_aborts_with_one_line(data, tmp_path, capsys, mon
 
 
 def test_other_per_face_failures_still_fall_back_to_the_mask(scenes, load, monkeypatch):
-    anonymizer = condanon.Anonymizer(method="synthetic", candidates=1, verify=False)
+    anonymizer = condanon.Anonymizer(method=condanon.SyntheticOptions(candidates=1), checks=condanon.Checks(verify=False))
 
     def broken(*args, **kwargs):
         raise RuntimeError("a candidate went wrong")

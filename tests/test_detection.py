@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+import condanon
 from condanon.detection import DETECTORS
 
 # Counted by hand.
@@ -134,22 +135,22 @@ def test_second_opinion_detectors_agree_with_yunet(detectors, scenes, load, name
 @pytest.mark.parametrize("name", ["yunet", "yunet+hog"])
 def test_score_threshold_reaches_yunet(scenes, load, name):
     """A lower YuNet threshold finds more (here: false) faces, through the ensemble too."""
-    import condanon
 
     image = load(scenes / "two_people.jpg")
-    default = condanon.Anonymizer(detector=name).detector.detect(image)
-    low = condanon.Anonymizer(detector=name, score_threshold=0.3).detector.detect(image)
+    default = condanon.Anonymizer(detection=condanon.Detection(detector=name)).detector.detect(image)
+    low = condanon.Anonymizer(detection=condanon.Detection(detector=name, score_threshold=0.3)).detector.detect(image)
     assert len(default) == 2
     assert len(low) > len(default)
     assert min(f.score for f in low if f.detector == "yunet") < 0.6
 
 
 def test_score_threshold_is_validated():
-    import condanon
 
     for bad in (0.0, 1.0, 1.5, -0.2):
         with pytest.raises(condanon.ConfigError, match="between 0 and 1"):
-            condanon.Anonymizer(score_threshold=bad)
-    for detector in ("hog", "haar"):
-        with pytest.raises(condanon.ConfigError, match="YuNet"):
-            condanon.Anonymizer(detector=detector, score_threshold=0.5)
+            condanon.Anonymizer(detection=condanon.Detection(score_threshold=bad))
+    with pytest.raises(condanon.ConfigError, match="'haar' takes no score_threshold"):
+        condanon.Anonymizer(detection=condanon.Detection(detector="haar", score_threshold=0.5))
+    # a detector with a threshold of its own gets it (the orientation search's YuNet too)
+    anonymizer = condanon.Anonymizer("mask", detection=condanon.Detection(detector="hog", score_threshold=0.5))
+    assert anonymizer.detector.score_threshold == 0.5

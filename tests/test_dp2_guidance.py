@@ -5,12 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from conftest import import_torch
+
+import condanon
 
 torch = import_torch()
 
-import condanon  # noqa: E402
 from condanon.dp2.crops import crop, expand_box  # noqa: E402
 from condanon.dp2.guidance import Guide  # noqa: E402
 from condanon.dp2.onnx_torch import OnnxModule  # noqa: E402
@@ -68,7 +68,7 @@ def test_the_guide_reads_the_original_face_like_the_pipeline(scenes, load):
 
 
 def test_gradient_steps_lower_the_loss(dp2_dir, scenes, load):
-    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(dp2_dir / "tiny256.pt"), candidates=1, dp2_steps=3, seed=0)
+    anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(dp2_dir / "tiny256.pt"), candidates=1, steps=3), seed=0)
     synthesizer = anonymizer.synthesizer
     refine, seen = synthesizer.refine, []
 

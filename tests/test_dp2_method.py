@@ -13,12 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import import_torch
+
+import condanon
 
 torch = import_torch()
 
-import condanon  # noqa: E402
 from condanon.cli import main  # noqa: E402
 from condanon.dp2.synthesizer import DP2Synthesizer, FaceRegion  # noqa: E402
 from condanon.errors import ModelError, VideoError  # noqa: E402
@@ -34,7 +34,7 @@ def tiny(dp2_dir: Path) -> dict[str, Path]:
 def dp2_result(tiny, scenes, load):
     # noise faces read no age or sex of the original, and those are never kept as drift: preserving only
     # the emotion (whose drift may be kept) lets the plumbing be tested on a kept generated face
-    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"]), seed=3, preserve=("emotion",))
+    anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"])), seed=3, preserve=("emotion",))
     image = load(scenes / "two_people.jpg")
     return anonymizer, image, anonymizer.anonymize(image)
 
@@ -81,7 +81,7 @@ def test_dp2_changes_the_faces_and_nothing_outside_their_regions(dp2_result):
 
 def test_dp2_is_reproducible_with_its_seed(dp2_result, tiny):
     _, image, result = dp2_result
-    again = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"]), seed=3, preserve=("emotion",)).anonymize(image)
+    again = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"])), seed=3, preserve=("emotion",)).anonymize(image)
     assert np.array_equal(again.image, result.image)
     assert [r.synthesis["latent"] for r in again.reports] == [r.synthesis["latent"] for r in result.reports]
 
@@ -105,7 +105,7 @@ def test_feathered_paste_is_the_generator_on_the_box_and_fades_across_the_band()
 
 
 def test_dp2_with_fdf128_conventions_runs(tiny, scenes, load):
-    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny128"]), candidates=2, seed=1)
+    anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny128"]), candidates=2), seed=1)
     assert isinstance(anonymizer.synthesizer, DP2Synthesizer)
     assert anonymizer.synthesizer.generator.config.resolution == 128
     image = load(scenes / "astronaut.jpg")
@@ -125,7 +125,7 @@ def test_dp2_without_the_checkpoint_is_one_clear_error(tmp_path, monkeypatch, sc
     with pytest.raises(ModelError, match="dp2-fdf256.*missing at .*hub/checkpoints/89660f04"):
         condanon.Anonymizer(method="dp2")
     with pytest.raises(ModelError, match="does not exist"):
-        condanon.Anonymizer(method="dp2", dp2_weights=str(tmp_path / "nothing.pt"))
+        condanon.Anonymizer(method=condanon.DP2Options(weights=str(tmp_path / "nothing.pt")))
 
 
 def test_cli_dp2_without_the_checkpoint_says_where_to_get_it(tmp_path, monkeypatch, capsys, scenes):
@@ -157,7 +157,7 @@ def test_video_refuses_dp2(tiny):
     from condanon.video import VideoAnonymizer
 
     with pytest.raises(VideoError, match="dp2 method is for photos"):
-        VideoAnonymizer(condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"])))
+        VideoAnonymizer(condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"]))))
 
 
 def test_the_default_install_needs_no_torch_and_dp2_says_how_to_get_it():
@@ -182,7 +182,7 @@ def test_the_default_install_needs_no_torch_and_dp2_says_how_to_get_it():
 
 def test_dp2_handles_a_face_cut_by_the_image_border(tiny, scenes, load):
     image = load(scenes / "astronaut.jpg")
-    anonymizer = condanon.Anonymizer(method="dp2", dp2_weights=str(tiny["tiny256"]), candidates=2)
+    anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"]), candidates=2))
     box = anonymizer.find_faces(image)[0].box
     cut = np.ascontiguousarray(image[int(box.y1) + 15 :, int(box.x1) + 10 :])  # the face runs off the top-left corner
     result = anonymizer.anonymize(cut)
@@ -195,14 +195,14 @@ def test_dp2_handles_a_face_cut_by_the_image_border(tiny, scenes, load):
 
 
 def test_method_auto_picks_dp2_only_where_torch_and_its_checkpoint_are(tiny, tmp_path, monkeypatch, scenes, capsys):
-    from condanon.pipeline import resolve_method
+    from condanon.pipeline import auto, resolve_method
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no official checkpoint there
     assert resolve_method("auto", "fdf256") == "synthetic"
     assert resolve_method("auto", str(tmp_path / "missing.pt")) == "synthetic"
     assert resolve_method("auto", str(tiny["tiny256"])) == "dp2"
     assert resolve_method("blur", str(tiny["tiny256"])) == "blur"
-    assert condanon.Anonymizer(method="auto", dp2_weights=str(tiny["tiny256"])).method == "dp2"
+    assert condanon.Anonymizer(auto(condanon.DP2Options(weights=str(tiny["tiny256"])))).method == "dp2"
     import importlib.util
 
     real = importlib.util.find_spec

@@ -1,4 +1,4 @@
-"""The worked examples of docs/extending.md: a detector, an embedder and an attribute estimator, registered and used.
+"""The worked examples of docs/extending.md: a detector, an embedder, an attribute estimator and a synthesis method.
 
 Each example's code below is copied verbatim into docs/extending.md (`test_the_docs_show_these_examples`
 keeps the two the same), each with its own imports. They run on synthetic numpy images and load no model.
@@ -106,6 +106,69 @@ def _brightness_age(**options: float) -> BrightnessAge:
     return BrightnessAge(**options)
 # --- end ---
 
+# --- example: synthesis ---
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+import condanon
+from condanon.synthesis.backend import CheckedSynthesizer, Synthesis, paste
+from condanon.types import Box, Face
+
+
+def smoothed(image: np.ndarray, box: Box, sigma: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Return the box's pixels of ``image`` blurred by ``sigma`` (px), and the box's bounds in the image."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = box.clipped(width, height).to_int()
+    return cv2.GaussianBlur(image[y1:y2, x1:x2], (0, 0), sigma), (x1, y1, x2, y2)
+
+
+class SmoothedIdentity:
+    """What the backend kept, able to draw itself on another frame's face (video renders tracks so)."""
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+
+    def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
+        (x1, y1), (x2, y2) = landmarks68.min(axis=0), landmarks68.max(axis=0)
+        patch, bounds = smoothed(output, Box(x1, y1, x2, y2).scaled(1.2), self.sigma)
+        paste(output, patch, bounds, (0, 0))
+
+
+class SmoothingSynthesizer(CheckedSynthesizer):
+    """Candidates are ever stronger blurs of the face; the first that passes every check is kept."""
+
+    SIGMAS = (3.0, 6.0, 12.0, 24.0)
+
+    def synthesize(self, original: np.ndarray, output: np.ndarray, face: Face, rng: np.random.Generator) -> Synthesis:
+        goal = self.goal(original, face)  # the original's crop, identity vector, attributes and bar, once
+        best = None
+        for attempt, sigma in enumerate(self.SIGMAS[: self.candidates], start=1):
+            patch, bounds = smoothed(output, face.box, sigma)
+            check = self.check_patch(output, patch, bounds, goal, face.attributes)  # identity, attributes, still a face
+            outcome = Synthesis(check.passed, attempt, check=check, latent={"sigma": sigma}, identity=SmoothedIdentity(sigma))
+            if check.passed:
+                paste(output, patch, bounds, (0, 0))
+                return outcome
+            if best is None or check.score < best[0].check.score:
+                best = (outcome, patch, bounds)
+        return self.settle(output, *best)  # keeps a safe candidate that only drifted, else leaves it to the fallback
+
+
+@condanon.register_method
+@dataclass(frozen=True)
+class SmoothingOptions(condanon.SynthesisOptions):
+    """The method's name and options: condanon.Anonymizer(SmoothingOptions()) or evaluate's "example-smoothing"."""
+
+    name: ClassVar[str] = "example-smoothing"
+    candidates: int = 4
+
+    def backend(self, embedder, checks, detect, final) -> SmoothingSynthesizer:
+        return SmoothingSynthesizer(embedder, checks, detect, final)
+# --- end ---
+
 import re
 from pathlib import Path
 
@@ -198,7 +261,26 @@ def test_the_docs_show_these_examples():
     """Each ``# --- example: ... ---`` block of this file is one python block of docs/extending.md, verbatim."""
     source = Path(__file__).read_text()
     examples = re.findall(r"# --- example: (\w+) ---\n(.*?)# --- end ---\n", source, re.DOTALL)
-    assert [name for name, _ in examples] == ["detector", "embedder", "estimator"]
+    assert [name for name, _ in examples] == ["detector", "embedder", "estimator", "synthesis"]
     blocks = re.findall(r"```python\n(.*?)```\n", DOC.read_text(), re.DOTALL)
     for name, code in examples:
         assert code in blocks, f"docs/extending.md lacks the {name} example of tests/test_extending.py, verbatim"
+
+
+def test_the_synthesis_example_runs_as_a_method_with_the_loops_checks(shared):
+    from conftest import imread
+
+    from condanon.evaluation import MethodSpec
+
+    image = imread(shared / "data" / "scenes" / "astronaut.jpg")
+    anonymizer = condanon.Anonymizer(SmoothingOptions(), preserve=("sex",), checks=condanon.Checks(attacker=None))
+    assert isinstance(anonymizer.synthesizer, SmoothingSynthesizer) and anonymizer.method == "example-smoothing"
+    (report,) = anonymizer.anonymize(image).reports
+    assert report.identity[0].matched is False  # kept or masked, the output is not the person to the in-loop check
+    if report.verdict == "anonymized":
+        assert report.synthesis["latent"]["sigma"] in SmoothingSynthesizer.SIGMAS and report.method == "example-smoothing"
+    else:
+        assert report.failure is not None and report.failure.kind in ("identity", "sex", "undetected"), report.reason
+    assert MethodSpec.parse("example-smoothing:candidates=2").method_options() == SmoothingOptions(candidates=2)
+    with pytest.raises(ConfigError, match="taken"):
+        condanon.register_method(SmoothingOptions)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import write_clip
 
+import condanon
 from condanon import Anonymizer
 from condanon.cli import main
 from condanon.faceness import FACENESS, FACENESS_THRESHOLD, mark_doubtful
@@ -28,7 +29,7 @@ def check():
 
 @pytest.fixture(scope="module")
 def blur():
-    return Anonymizer(method="blur", attacker=None)
+    return Anonymizer(method="blur", checks=condanon.Checks(attacker=None))
 
 
 def _near(face: Face, box: Box) -> bool:
@@ -51,7 +52,7 @@ def test_real_faces_read_as_faces(check, blur, data, load):
 
 
 def test_carved_heads_and_a_hand_are_doubtful_and_obscured(scenes):
-    anonymizer = Anonymizer(method="synthetic", attacker=None, seed=3)
+    anonymizer = Anonymizer(method="synthetic", seed=3, checks=condanon.Checks(attacker=None))
     result = anonymizer.anonymize(str(scenes / "g7_leaders.jpg"))
     doubtful = [r for r in result.reports if r.face.uncertain]
     people = [r for r in result.reports if not r.face.uncertain]
@@ -73,7 +74,7 @@ def test_background_is_not_a_face(check, scenes, load):
     """Boxes laid on walls, a table and a shirt read as no face; the same check on a real face reads one."""
     image = load(scenes / "t1.jpg")
     height, width = image.shape[:2]
-    faces = Anonymizer(method="blur", attacker=None).detector.detect(image)
+    faces = Anonymizer(method="blur", checks=condanon.Checks(attacker=None)).detector.detect(image)
     assert faces
     side = float(np.median([f.box.height for f in faces]))
     empty = [Face(Box(x, y, x + side, y + side), 0.9) for x, y in ((5, 5), (width - side - 5, 5), (width / 2, height - side - 5))]
@@ -108,7 +109,7 @@ def test_mark_doubtful_keeps_the_first_reason():
 
 
 def test_faceness_can_be_switched_off(scenes):
-    faces = Anonymizer(method="blur", attacker=None, faceness=None).analyze(str(scenes / "g7_leaders.jpg"))
+    faces = Anonymizer(method="blur", detection=condanon.Detection(faceness=None), checks=condanon.Checks(attacker=None)).analyze(str(scenes / "g7_leaders.jpg"))
     assert faces and all(f.faceness is None for f in faces)
     assert not any(f.uncertain for f in faces if any(_near(f, head) for head in CARVED_HEADS))
 
@@ -125,7 +126,7 @@ def test_video_track_on_carved_heads_is_uncertain_never_synthesised(tmp_path, sc
     """A still clip of g7_leaders: the carved heads' tracks are reported uncertain and get the fallback."""
     image = load(scenes / "g7_leaders.jpg")[0:400, 700:1000]  # one carved head and three leaders
     clip = write_clip(tmp_path / "heads.mp4", [image] * 6)
-    report = VideoAnonymizer(Anonymizer(method="synthetic", attacker=None)).run(str(clip), str(tmp_path / "out.mp4"))
+    report = VideoAnonymizer(Anonymizer(method="synthetic", checks=condanon.Checks(attacker=None))).run(str(clip), str(tmp_path / "out.mp4"))
     tracks = [t.to_dict() for t in report.tracks.values()]
     assert report.frames_written == 6 and len(tracks) >= 2
     head = [t for t in tracks if t["uncertain"]]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import imread
 
 import condanon
 from condanon.pipeline import MIN_SYNTHETIC_HEIGHT
 
-from conftest import imread
-
 
 @pytest.fixture(scope="module")
 def synthetic() -> condanon.Anonymizer:
-    return condanon.Anonymizer(seed=0, attacker=None)
+    return condanon.Anonymizer(seed=0, checks=condanon.Checks(attacker=None))
 
 
 def test_tiny_faces_get_the_fallback_not_a_synthetic_face(synthetic, data) -> None:

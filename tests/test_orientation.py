@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import imread
 
 import condanon
 from condanon.evaluation.leaks import leaked_faces
 from condanon.orientation import View, roll_of
 from condanon.types import Box, Face
-
-from conftest import imread
 
 
 @pytest.mark.parametrize("angle", [90, 180, 270, 30, -45, 12.5])
@@ -67,7 +66,7 @@ def test_face_to_image_keeps_the_turned_face_inside_its_box() -> None:
 
 @pytest.fixture(scope="module")
 def masker() -> condanon.Anonymizer:
-    return condanon.Anonymizer(method="mask", attacker=None, seed=0)
+    return condanon.Anonymizer(method="mask", seed=0, checks=condanon.Checks(attacker=None))
 
 
 def _upright_output(view: View, output: np.ndarray) -> np.ndarray:
@@ -147,15 +146,15 @@ def test_upright_photo_finds_no_turned_face(masker, data) -> None:
 
 def test_orientation_off_keeps_the_upright_pass_only(data) -> None:
     turned = np.ascontiguousarray(np.rot90(imread(data / "scenes" / "two_people.jpg")))
-    on = condanon.Anonymizer(method="mask", attacker=None, verify=False).find_faces(turned)
-    off = condanon.Anonymizer(method="mask", attacker=None, verify=False, orientation="off").find_faces(turned)
+    on = condanon.Anonymizer(method="mask", checks=condanon.Checks(attacker=None, verify=False)).find_faces(turned)
+    off = condanon.Anonymizer(method="mask", detection=condanon.Detection(orientation="off"), checks=condanon.Checks(attacker=None, verify=False)).find_faces(turned)
     assert all(face.angle == 0.0 for face in off)
     assert sum(face.angle != 0.0 for face in on) == 2
 
 
 def test_unknown_orientation_mode_is_a_config_error() -> None:
     with pytest.raises(condanon.ConfigError, match="orientation"):
-        condanon.Anonymizer(orientation="sideways")
+        condanon.Anonymizer(detection=condanon.Detection(orientation="sideways"))
 
 
 def test_cli_reports_turned_faces_and_can_turn_the_search_off(data, tmp_path) -> None:
@@ -163,9 +162,7 @@ def test_cli_reports_turned_faces_and_can_turn_the_search_off(data, tmp_path) ->
 
     import cv2
 
-    from condanon import cli, pipeline
-
-    assert cli.DEFAULT_DETECTOR == pipeline.DEFAULT_DETECTOR
+    from condanon import cli
     turned = tmp_path / "turned.png"
     cv2.imwrite(str(turned), np.ascontiguousarray(np.rot90(imread(data / "scenes" / "two_people.jpg"), k=3)))
     counts = {}

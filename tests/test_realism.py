@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+import condanon
 from condanon import Anonymizer
 from condanon.evaluation.realism import (
     DARK_SKIN_L,
@@ -23,7 +24,7 @@ from condanon.evaluation.realism import (
 def faces(scenes, load):
     """The astronaut photo and its one face, with 68 landmarks."""
     image = load(scenes / "astronaut.jpg")
-    (face,) = Anonymizer(method="mask", attacker=None, verify=False).find_faces(image)
+    (face,) = Anonymizer(method="mask", checks=condanon.Checks(attacker=None, verify=False)).find_faces(image)
     return image, face
 
 
@@ -37,9 +38,9 @@ def test_unchanged_face_measures_as_itself(faces):
 def test_blur_loses_texture_and_a_mask_loses_the_skin(faces):
     image, face = faces
     blurred = image.copy()
-    Anonymizer(method="blur", attacker=None).obscurer.apply(blurred, face.box)
+    Anonymizer(method="blur", checks=condanon.Checks(attacker=None)).obscurer.apply(blurred, face.box)
     masked = image.copy()
-    Anonymizer(method="mask", attacker=None).obscurer.apply(masked, face.box)
+    Anonymizer(method="mask", checks=condanon.Checks(attacker=None)).obscurer.apply(masked, face.box)
     blur, mask = measure(image, blurred, face), measure(image, masked, face)
     assert blur["texture_ratio"] < 0.2 and blur["skin_de"] < 20  # hair and background smear into the skin a little
     assert mask["texture_ratio"] < 0.01 and mask["skin_de"] > 40 and mask["skin_dl"] < -40  # black: far darker
@@ -86,7 +87,7 @@ def test_held_out_readers_read_the_original_and_its_mirror_alike(faces):
 
 
 def test_two_sample_test_tells_apart_blur_not_copies(data, load):
-    anonymizer = Anonymizer(method="blur", attacker=None, verify=False)
+    anonymizer = Anonymizer(method="blur", checks=condanon.Checks(attacker=None, verify=False))
     before, after_copy, after_blur, groups = [], [], [], []
     for index, path in enumerate(sorted((data / "attributes" / "utkface").glob("*.jpg"))[:60:2]):
         image = load(path)

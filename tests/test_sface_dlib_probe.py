@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import condanon
 from condanon.attributes import ATTRIBUTE_ESTIMATORS
 from condanon.attributes.base import male_probability
 from condanon.detection import DETECTORS
@@ -58,9 +59,8 @@ def test_stacked_is_the_stored_stack_of_its_members(two_faces):
 
 def test_estimates_after_anonymising_read_the_output(scenes, load):
     """Before: vectors of the original (cached, shared with the identity check); after: of the output."""
-    import condanon
 
-    result = condanon.Anonymizer(method="mask", attributes=("age-sex-stacked",)).anonymize(
+    result = condanon.Anonymizer(method="mask", checks=condanon.Checks(attributes=("age-sex-stacked",))).anonymize(
         load(scenes / "two_people.jpg")
     )
     assert len(result.reports) == 2

@@ -10,12 +10,21 @@ import numpy as np
 import pytest
 
 import condanon
+from condanon.failures import Failure
 from condanon.identity import EMBEDDERS, similarity
 from condanon.identity.strangers import identity_bar
-from condanon.synthesis import PrototypeBank, Synthesizer, default_bank
-from condanon.synthesis import geometry
+from condanon.synthesis import PrototypeBank, Synthesizer, default_bank, geometry
+from condanon.synthesis.backend import LoopChecks
 from condanon.synthesis.bank import expression_key, mouth_open
-from condanon.synthesis.compose import WORKING_SIZE, Candidate, compose, prepare, skin_only, skin_polygon, triangles_for
+from condanon.synthesis.compose import (
+    WORKING_SIZE,
+    Candidate,
+    compose,
+    prepare,
+    skin_only,
+    skin_polygon,
+    triangles_for,
+)
 from condanon.synthesis.warp import triangulate, warp
 from condanon.transforms import apply_transform, similarity_transform
 from condanon.types import Attributes
@@ -222,20 +231,22 @@ def test_synthetic_face_is_someone_else_with_the_same_attributes(synthetic, scen
 
 def test_same_seed_same_face_other_seed_other_face(scenes, load):
     image = load(scenes / "astronaut.jpg")
-    first = condanon.Anonymizer(method="synthetic", seed=1, attacker=None).anonymize(image)
-    again = condanon.Anonymizer(method="synthetic", seed=1, attacker=None).anonymize(image)
-    other = condanon.Anonymizer(method="synthetic", seed=2, attacker=None).anonymize(image)
+    first = condanon.Anonymizer(method="synthetic", seed=1, checks=condanon.Checks(attacker=None)).anonymize(image)
+    again = condanon.Anonymizer(method="synthetic", seed=1, checks=condanon.Checks(attacker=None)).anonymize(image)
+    other = condanon.Anonymizer(method="synthetic", seed=2, checks=condanon.Checks(attacker=None)).anonymize(image)
     assert np.array_equal(first.image, again.image)
     assert not np.array_equal(first.image, other.image)
 
 
 def test_no_candidate_passing_falls_back_with_the_reason(scenes, load):
     image = load(scenes / "astronaut.jpg")
-    strict = condanon.Anonymizer(method="synthetic", margin=1.5, candidates=2, attacker=None)  # no similarity < -1.1
+    strict = condanon.Anonymizer(method=condanon.SyntheticOptions(margin=1.5, candidates=2), checks=condanon.Checks(attacker=None))  # no similarity < -1.1
     (report,) = strict.anonymize(image).reports
     assert report.verdict == "fallback" and report.method == "mask"
     assert report.attempts == 6  # the 2 asked for, then twice as many more (no candidate could be kept)
     assert "no candidate passed in 6" in report.reason and "sface similarity" in report.reason
+    assert report.failure is not None and report.failure.kind == "identity" and report.failure.detail == report.reason
+    assert report.failure.values["closest"][0]["values"]["value"] >= report.failure.values["closest"][0]["values"]["limit"]
 
 
 def test_a_face_without_landmarks_falls_back(synthetic, astronaut_face):
@@ -249,7 +260,7 @@ def test_a_face_without_landmarks_falls_back(synthetic, astronaut_face):
 def test_synthesizer_checks_in_loop_with_the_in_loop_embedder_only(bank, astronaut_face):
     image, face = astronaut_face
     sface = EMBEDDERS.create("sface")
-    synthesizer = Synthesizer(sface, preserve=(), candidates=1, bank=bank)
+    synthesizer = Synthesizer(sface, LoopChecks(preserve=(), candidates=1), bank=bank)
     output = image.copy()
     outcome = synthesizer.synthesize(image, output, dataclasses.replace(face, embeddings={}), np.random.default_rng(0))
     value = similarity("cosine", sface.embed(image, [face])[0], sface.embed(output, [face])[0])
@@ -265,7 +276,7 @@ def test_an_age_change_is_never_kept_it_gets_more_candidates_then_falls_back(ban
     without ``strict`` the loop tries ``more`` candidates and then leaves the face to the fallback."""
     image, face = astronaut_face
     sface = EMBEDDERS.create("sface")
-    synthesizer = Synthesizer(sface, preserve=("age",), candidates=2, more=2, age_tolerance=-1.0, bank=bank)
+    synthesizer = Synthesizer(sface, LoopChecks(preserve=("age",), candidates=2, age_tolerance=-1.0), more=2, bank=bank)
     output = image.copy()
     outcome = synthesizer.synthesize(image, output, dataclasses.replace(face, embeddings={}), np.random.default_rng(0))
     assert not outcome.passed and outcome.attempts == 4
@@ -285,7 +296,7 @@ def test_the_extra_candidates_of_a_hard_face_are_reshaped(bank, astronaut_face, 
         return compose(frame, points, candidate, *args, **kwargs)
 
     monkeypatch.setattr(module, "compose", recording)
-    synthesizer = Synthesizer(EMBEDDERS.create("sface"), preserve=("age",), candidates=2, more=2, age_tolerance=-1.0, bank=bank)
+    synthesizer = Synthesizer(EMBEDDERS.create("sface"), LoopChecks(preserve=("age",), candidates=2, age_tolerance=-1.0), more=2, bank=bank)
     synthesizer.synthesize(image, image.copy(), dataclasses.replace(face, embeddings={}), np.random.default_rng(0))
     assert made == [0.0, 0.0, 1.0, 1.0]
 
@@ -293,17 +304,19 @@ def test_the_extra_candidates_of_a_hard_face_are_reshaped(bank, astronaut_face, 
 def test_emotion_drift_is_kept_and_reported_unless_strict(bank, astronaut_face):
     """A safe candidate whose only miss is the emotion is kept with the drift reported; with ``strict``,
     or when it also missed age or sex (a child/adult swap included), the face is left to the fallback."""
-    from condanon.synthesis.checked import Check, Synthesis, attribute_failures
+    from condanon.synthesis.backend import Check, Synthesis, attribute_failures
 
     image, face = astronaut_face
     patch = np.full((10, 10, 3), 7, np.uint8)
     for failures, strict, kept in (
-        (["emotion happy -> sad"], False, True),
-        (["emotion happy -> sad"], True, False),
+        ([Failure("emotion", "emotion happy -> sad")], False, True),
+        ([Failure("emotion", "emotion happy -> sad")], True, False),
         (attribute_failures(Attributes(age=9.0), Attributes(age=18.5), ("age",), 10.0), False, False),
-        (["sex female -> male"], False, False),
+        ([Failure("sex", "sex female -> male", {"unsure": False})], False, False),
+        ([Failure("sex", "sex female -> male (unsure before)", {"unsure": True})], False, True),  # an unsure sex is reported
+        ([Failure("fold", "warp folds the face over")], False, False),
     ):
-        synthesizer = Synthesizer(EMBEDDERS.create("sface"), candidates=3, bank=bank, strict=strict)
+        synthesizer = Synthesizer(EMBEDDERS.create("sface"), LoopChecks(candidates=3, strict=strict), bank=bank)
         check = Check(similarity=0.05, attributes=None, failures=list(failures), identity_ok=True)
         output = image.copy()
         outcome = synthesizer.settle(output, Synthesis(passed=False, attempts=3, check=check), patch, (0, 0, 10, 10))
@@ -312,8 +325,9 @@ def test_emotion_drift_is_kept_and_reported_unless_strict(bank, astronaut_face):
         if kept:
             assert outcome.drift == failures and outcome.reason is None
         else:
-            assert failures[0] in outcome.reason
-    assert "child/adult swap" in attribute_failures(Attributes(age=9.0), Attributes(age=18.5), ("age",), 10.0)[0]
+            assert str(failures[0]) in outcome.reason and outcome.failure().kind == failures[0].kind
+    swap = attribute_failures(Attributes(age=9.0), Attributes(age=18.5), ("age",), 10.0)[0]
+    assert swap.kind == "age" and "child/adult swap" in swap.detail and swap.values["swap"]
     assert attribute_failures(Attributes(age=14.0), Attributes(age=19.0), ("age",), 10.0) == []  # a teenager is neither
 
 
@@ -321,11 +335,11 @@ def test_steering_asks_for_older_prototypes_when_a_candidate_reads_young():
     from condanon.synthesis.synthesizer import Check, Steering
 
     steer = Steering(Attributes(age=60.0, sex="male", emotion="happy"))
-    young = Check(similarity=0.1, attributes=Attributes(age=45.0, sex="male", emotion="sad"), failures=["age 60 -> 45", "emotion happy -> sad"])
+    young = Check(similarity=0.1, attributes=Attributes(age=45.0, sex="male", emotion="sad"), failures=[Failure("age", "age 60 -> 45"), Failure("emotion", "emotion happy -> sad")])
     steer.update(young, prototype_age=62.0)
     assert steer.goal().age == pytest.approx(60.0 + 17.0)  # prototypes reading 62 read 45 here: ask for 17 more
     assert steer.weights.emotion == 2.0 and steer.weights.identity == 8.0
-    steer.update(Check(similarity=0.4, attributes=Attributes(age=58.0), failures=["sface similarity 0.400 >= 0.313"]), 70.0)
+    steer.update(Check(similarity=0.4, attributes=Attributes(age=58.0), failures=[Failure("identity", "sface similarity 0.400 >= 0.313")]), 70.0)
     assert steer.weights.identity == 16.0
 
 
@@ -334,7 +348,7 @@ def test_small_and_large_faces_get_placed_landmarks_no_seam_and_their_colour(sce
     from condanon.synthesis.quality import colour_shift, landmark_error, seam_ratio
 
     image = load(scenes / "astronaut.jpg")
-    anonymizer = condanon.Anonymizer(attacker=None)
+    anonymizer = condanon.Anonymizer(checks=condanon.Checks(attacker=None))
     (face,) = anonymizer.find_faces(image)
     scale = height / face.box.height
     scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
@@ -475,7 +489,7 @@ def test_infants_stay_children_or_fall_back_never_become_adults(data, load):
     folder = data / "attributes" / "utkface"
     with open(folder / "index.csv", newline="") as handle:
         infants = [r["path"] for r in csv.DictReader(handle) if float(r["age"]) <= 2][:4]
-    synthetic = condanon.Anonymizer(method="synthetic", attacker=None)
+    synthetic = condanon.Anonymizer(method="synthetic", checks=condanon.Checks(attacker=None))
     children = 0
     for name in infants:
         image = cv2.copyMakeBorder(load(folder / name), 50, 50, 50, 50, cv2.BORDER_REPLICATE)

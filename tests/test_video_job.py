@@ -1,4 +1,4 @@
-"""Unit tests of the resumable job state (`condanon.video.job`): skip rules, crash recovery, partial files, lock."""
+"""Unit tests of the resumable job state (`condanon.jobs`): skip rules, crash recovery, partial files, lock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from condanon.errors import CondanonError
-from condanon.video.job import JOB_FILE, Job, clean_partials, finish, partial_path
+from condanon.jobs import JOB_FILE, Job, clean_partials, finish, partial_path
 
 
 @pytest.fixture()
@@ -186,7 +186,7 @@ def test_second_process_is_refused_while_job_open(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code = (
         "import sys; from pathlib import Path; from condanon.errors import CondanonError; "
-        "from condanon.video.job import Job\n"
+        "from condanon.jobs import Job\n"
         "try:\n    Job(Path(sys.argv[1]), 's').close()\nexcept CondanonError as e:\n    print(e); sys.exit(3)\n"
     )
     with Job(out, "s"):

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from condanon.detection import DETECTORS
-from condanon.evaluation.video import VideoMetrics, evaluate_video, read_boxes, read_frames, track_schedule
+from condanon.evaluation.video import VideoMetrics, evaluate_video
+from condanon.evaluation.video_frames import read_boxes, read_frames, track_schedule
 
 FRAMES = 72  # single_face.mp4
 EVERY = 6

@@ -23,7 +23,7 @@ import av
 import numpy as np
 import pytest
 
-from condanon.conventional.base import OBSCURERS
+from condanon.conventional.obscurers import OBSCURERS
 from condanon.detection import DETECTORS
 from condanon.errors import CondanonError, VideoError
 from condanon.pipeline import Anonymizer

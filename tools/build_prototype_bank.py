@@ -29,10 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import condanon
 from condanon.synthesis.bank import SIZE, expression_key, mouth_open
 from condanon.synthesis.geometry import layout, outline
-from condanon.transforms import apply_transform, similarity_transform
 from condanon.synthesis.warp import triangulate, warp
+from condanon.transforms import apply_transform, similarity_transform
 from condanon.types import EMOTIONS
 
 log = logging.getLogger("build_prototype_bank")
@@ -72,7 +73,7 @@ def _analyse(row: dict) -> dict | None:
     from condanon import Anonymizer
 
     if _anonymizer is None:
-        _anonymizer = Anonymizer(method="mask", detector="yunet")
+        _anonymizer = Anonymizer(method="mask", detection=condanon.Detection(detector="yunet"))
     found = largest_face(_anonymizer, row["file"])
     if found is None:
         return None

@@ -26,6 +26,8 @@ from build_prototype_bank import (
     largest_face,  # tools/ is on the path when a tool runs as a script
 )
 
+import condanon
+
 log = logging.getLogger("measure_stranger_similarity")
 
 BANDS = (0, 4, 9, 14, 20, 30, 45, 60, 120)
@@ -42,7 +44,7 @@ def _embed(path: str) -> list[float] | None:
     from condanon.identity import embed_original
 
     if _anonymizer is None:
-        _anonymizer = Anonymizer(method="mask", detector="yunet", faceness=None)
+        _anonymizer = Anonymizer(method="mask", detection=condanon.Detection(detector="yunet", faceness=None))
     found = largest_face(_anonymizer, path)
     if found is None:
         return None

@@ -54,15 +54,10 @@ from .imageio import (
     write_frames,
     write_image,
 )
+from .methods import FALLBACKS, cli_options, method_names
+from .options import DEFAULT_DETECTOR, DEFAULT_FACENESS
 from .runtime import preload_onnxruntime
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
-
-METHOD_CHOICES = ("synthetic", "dp2", "pixelate", "blur", "mask", "auto")
-DEFAULT_DETECTOR = "yunet+blazeface"
-"""`pipeline.DEFAULT_DETECTOR` (the pipeline is imported only when a command runs; a test keeps the two equal)."""
-DEFAULT_FACENESS = "face-mesh"
-"""`pipeline.DEFAULT_FACENESS`, kept equal by the same test."""
-"""`pipeline.METHODS` in the order the help lists them (the pipeline is imported only when a command runs)."""
 
 log = logging.getLogger("condanon.cli")
 
@@ -92,27 +87,37 @@ class _OneLine(logging.Formatter):
         return show_path(self.formatMessage(record))
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the `Anonymizer`'s keyword arguments from the command line (each method takes its own flags)."""
+    from .methods import AUTO, cli_options, method_options
+    from .options import Checks
+
+    values = {name: getattr(args, name, None) for name in cli_options()}
+    if args.method == AUTO:
+        from .pipeline import auto
+
+        method = auto(method_options("dp2", values, ignore_others=True), method_options("synthetic", values, ignore_others=True))
+    else:
+        method = method_options(args.method, values, ignore_others=True)
+    return {
+        "method": method,
+        "seed": args.seed,
+        "detection": _detection(args),
+        "checks": Checks(verify=not args.no_verify),
+        "fallback": method_options(args.fallback, values, ignore_others=True),
+    }
+
+
 def _anonymizer(args: argparse.Namespace) -> Any:
     from .pipeline import Anonymizer
 
-    return Anonymizer(
-        method=args.method,
-        seed=args.seed,
-        detector=args.detector,
-        verify=not args.no_verify,
-        shape=args.shape,
-        mask_scale=args.mask_scale,
-        strength=args.strength,
-        blocks=args.blocks,
-        fallback=args.fallback,
-        score_threshold=args.threshold,
-        candidates=args.candidates,
-        dp2_weights=args.dp2_weights,
-        truncation=args.truncation,
-        dp2_steps=args.dp2_steps,
-        orientation=args.orientation,
-        faceness=_faceness(args),
-    )
+    return Anonymizer(**_options(args))
+
+
+def _detection(args: argparse.Namespace) -> Any:
+    from .options import Detection
+
+    return Detection(detector=args.detector, score_threshold=args.threshold, orientation=args.orientation, faceness=_faceness(args))
 
 
 def _faceness(args: argparse.Namespace) -> str | None:
@@ -270,12 +275,14 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
 
 
 def _settings_digest(args: argparse.Namespace) -> str:
-    from .pipeline import resolve_method
+    """Return a digest of every setting that shapes a job's outputs: the `Anonymizer`'s (``auto`` resolved), and video's and the writer's."""
+    from .pipeline import ATTRIBUTE_NAMES, settings_of
 
-    settings = vars(args) | {"method": resolve_method(args.method, args.dp2_weights)}  # what auto stands for here
-    keys = ("method", "seed", "detector", "threshold", "shape", "mask_scale", "strength", "blocks", "fallback", "no_verify",
-            "candidates", "dp2_weights", "truncation", "dp2_steps", "orientation", "faceness", "detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
-    return hashlib.sha256(json.dumps({k: settings.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
+    options = _options(args)
+    settings = settings_of(options["method"], ATTRIBUTE_NAMES, options["seed"], options["detection"], options["checks"], options["fallback"])
+    outputs = ("detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+    settings |= {k: getattr(args, k, None) for k in outputs}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _anonymize_image(args: argparse.Namespace, anonymizer: Any, path: Path, target: Path) -> dict[str, Any]:
@@ -352,7 +359,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     videos = None
     job = None
     if not single:
-        from .video.job import Job
+        from .jobs import Job
 
         try:
             job = Job(out, _settings_digest(args))
@@ -466,9 +473,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not inputs:
         _error("no input images found")
         return 1
-    analyzer = Anonymizer(
-        detector=args.detector, score_threshold=args.threshold, orientation=args.orientation, faceness=_faceness(args)
-    )
+    analyzer = Anonymizer(detection=_detection(args))
     failures = 0
     rows: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
@@ -566,7 +571,13 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     """Write a contact sheet (original beside anonymised) per input and an index.md; return the exit status."""
     from .imageio import read_image
     from .pipeline import Anonymizer
-    from .sheet import SheetEntry, check_max_side, index_markdown, render_sheet, unique_name
+    from .sheet import (
+        SheetEntry,
+        check_max_side,
+        index_markdown,
+        render_sheet,
+        unique_name,
+    )
 
     check_max_side(args.max_side)
     out = Path(args.out)
@@ -634,18 +645,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="image and video files, folders (walked recursively), or one stream (rtsp://..., http://..., camera:0)")
     anon.add_argument("-o", "--output", required=True,
                       help="output folder (a resumable job), or file for one input; 'none' for a stream: reports only")
-    anon.add_argument("--method", default="synthetic", choices=METHOD_CHOICES,
+    anon.add_argument("--method", default="synthetic", choices=method_names(),
                       help="synthetic: a new face with the same age, sex, expression and pose (default); "
                            "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md); "
                            "auto: dp2 where PyTorch and its checkpoint are installed, else synthetic")
-    anon.add_argument("--candidates", type=int,
-                      help="synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)")
-    anon.add_argument("--dp2-weights", default="fdf256",
-                      help="dp2 checkpoint: fdf256, fdf128 (in $TORCH_HOME/hub/checkpoints) or a file")
-    anon.add_argument("--truncation", type=float, default=0.5,
-                      help="dp2: truncation of the candidates after the first (0: DP2's average latent, 1: none)")
-    anon.add_argument("--dp2-steps", type=int, default=0,
-                      help="dp2: gradient steps on the best candidate's latent when none passed (~3 s each)")
+    for flag, keywords in cli_options().values():  # each method's options (condanon.methods), defaults per method
+        anon.add_argument(flag, **keywords)
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
     anon.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"detector backend (default {DEFAULT_DETECTOR}; yunet, yunet+hog, blazeface, ...)")
@@ -656,11 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     anon.add_argument("--faceness", default=DEFAULT_FACENESS, choices=[DEFAULT_FACENESS, "none"],
                       help="check each detection is a real face: doubtful ones (crests, hands, mannequins, some profiles) "
                            "are obscured by the fallback, never synthesised, and reported uncertain")
-    anon.add_argument("--shape", default="ellipse", choices=["ellipse", "box"], help="region shape")
-    anon.add_argument("--mask-scale", type=float, default=1.3, help="region size relative to the face box")
-    anon.add_argument("--strength", type=float, default=0.5, help="blur kernel as a fraction of the face size")
-    anon.add_argument("--blocks", type=int, default=8, help="mosaic cells across the face")
-    anon.add_argument("--fallback", default="mask", choices=["mask", "pixelate", "blur"])
+    anon.add_argument("--fallback", default="mask", choices=FALLBACKS)
     anon.add_argument("--no-verify", action="store_true", help="skip the identity check on the output (faster)")
     anon.add_argument("--keep-metadata", action="store_true", help="keep EXIF and ICC metadata (stripped by default)")
     vid = anon.add_argument_group("video and streams")
@@ -706,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     she = sub.add_parser("sheet", help="contact sheets for review: each original beside its anonymised image")
     she.add_argument("inputs", nargs="+", help="image files and folders (walked recursively)")
     she.add_argument("--out", required=True, help="folder for the sheets (<stem>.jpg) and index.md")
-    she.add_argument("--method", default="synthetic", choices=METHOD_CHOICES)
+    she.add_argument("--method", default="synthetic", choices=method_names())
     she.add_argument("--seed", type=int, default=0)
     she.add_argument("--max-side", type=int, default=1600, help="longer side of each sheet at most (px)")
     she.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

@@ -24,30 +24,34 @@ from .conventional import OBSCURERS, Obscurer
 from .detection import DETECTORS, Detector
 from .errors import CondanonError, ConfigError, ModelError
 from .faceness import FACENESS, FacenessCheck, mark_doubtful
-from .identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
+from .failures import Failure, small_failure, uncertain_failure
+from .identity import EMBEDDERS, Embedder, embed_original, judge, unjudged
 from .identity.strangers import identity_bar
 from .imageio import as_bgr
 from .landmarks import LANDMARKERS
+from .methods import (
+    AUTO,
+    FALLBACKS,
+    DP2Options,
+    MethodOptions,
+    ObscureOptions,
+    SynthesisOptions,
+    SyntheticOptions,
+    method_options,
+)
+from .options import Checks, Detection
 from .orientation import OrientationSearch, View
 from .runtime import preload_onnxruntime
-from .synthesis import Synthesizer
-from .synthesis.checked import CheckedSynthesizer
-from .types import Attributes, Channels, Face, FaceReport, IdentityCheck, Result
+from .synthesis.backend import CheckedSynthesizer, LoopChecks
+from .types import Attributes, Channels, Face, FaceReport, Result
 
 log = logging.getLogger(__name__)
 
-METHODS = ("synthetic", "dp2", "blur", "pixelate", "mask", "auto")
-"""``auto`` stands for ``dp2`` where PyTorch and the dp2 checkpoint are installed, else ``synthetic`` (`resolve_method`)."""
-DEFAULT_CANDIDATES = {"synthetic": 6, "dp2": 4}
-"""Candidates per face: a DP2 candidate costs a generator pass (about 1 s on 2 cores), a prototype one ~0.1 s."""
 ATTRIBUTE_NAMES = ("age", "sex", "emotion")
 MIN_SYNTHETIC_HEIGHT = 32.0
 """Faces less high than this (px) get the fallback instead of a synthetic face, in photos and videos alike: too
 few pixels to carry one (SFace still matched 22-29 px synthetic faces on crowd.mp4 where the loop read them
 as safe), and their attributes are unreadable."""
-ORIENTATIONS = ("auto", "full", "off")
-DEFAULT_DETECTOR = "yunet+blazeface"
-DEFAULT_FACENESS = "face-mesh"
 
 
 def resolve_method(method: str, dp2_weights: str = "fdf256") -> str:
@@ -70,6 +74,13 @@ def resolve_method(method: str, dp2_weights: str = "fdf256") -> str:
     return chosen
 
 
+def auto(dp2: DP2Options | None = None, synthetic: SyntheticOptions | None = None) -> MethodOptions:
+    """Return what ``"auto"`` stands for here: ``dp2`` (these options) where PyTorch and its checkpoint are
+    installed, else ``synthetic`` (these options); see `resolve_method`."""
+    dp2 = dp2 or DP2Options()
+    return dp2 if resolve_method("auto", dp2.weights) == "dp2" else (synthetic or SyntheticOptions())
+
+
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -77,6 +88,59 @@ def _ms(start: float) -> float:
 def _add(timings: dict[str, float], name: str, start: float) -> None:
     """Add the milliseconds since ``start`` to ``timings[name]`` (stages run once per view)."""
     timings[name] = timings.get(name, 0.0) + _ms(start)
+
+
+def _method(method: str | MethodOptions) -> MethodOptions:
+    """Return the options of ``method`` (a name, ``"auto"`` resolved, or options already)."""
+    if isinstance(method, MethodOptions):
+        return method
+    if method == AUTO:
+        return auto()
+    return method_options(method)
+
+
+def _fallback(fallback: str | ObscureOptions) -> ObscureOptions:
+    """Return the fallback's options; a synthetic method cannot be one (it may itself fail)."""
+    options = fallback if isinstance(fallback, MethodOptions) else method_options(fallback)
+    if not isinstance(options, ObscureOptions):
+        raise ConfigError(f"the fallback must be a conventional method ({', '.join(FALLBACKS)}), not {options.name!r}")
+    return options
+
+
+def _detector(name: str, score_threshold: float | None) -> Detector:
+    """Return detector ``name``, with ``score_threshold`` where given (a detector without one refuses it)."""
+    if score_threshold is None:
+        return DETECTORS.create(name)
+    try:
+        return DETECTORS.create(name, score_threshold=score_threshold)
+    except TypeError:
+        raise ConfigError(f"detector {name!r} takes no score_threshold") from None
+
+
+def _obscurer(options: MethodOptions) -> Obscurer:
+    """Return the conventional method of ``options``."""
+    values = dataclasses.asdict(options)
+    return OBSCURERS.create(options.name, **values)
+
+
+def _synthesizer(options: SynthesisOptions, embedder: Embedder, preserve: tuple[str, ...], estimator: Any) -> CheckedSynthesizer:
+    """Return the synthesis backend of ``options``, with the checks every backend shares."""
+    checks = LoopChecks(preserve=preserve, candidates=options.candidates, margin=options.margin, strict=options.strict)
+    return options.backend(embedder, checks, DETECTORS.create("yunet"), estimator)  # yunet: the still-a-face check
+
+
+def settings_of(
+    method: MethodOptions, preserve: Iterable[str], seed: int, detection: Detection, checks: Checks, fallback: MethodOptions
+) -> dict[str, Any]:
+    """Return the settings an `Anonymizer` built from these options runs with (`Anonymizer.settings`), without building it."""
+    return {
+        "method": method.to_dict(),
+        "preserve": list(preserve),
+        "seed": seed,
+        "detection": detection.to_dict(),
+        "checks": checks.to_dict(),
+        "fallback": fallback.to_dict(),
+    }
 
 
 @dataclass
@@ -93,129 +157,66 @@ class Anonymizer:
     """Finds every face, estimates its attributes, anonymises it, checks the output, reports.
 
     Args:
-        method: ``"synthetic"`` (a new face that keeps age, sex, expression and pose), ``"dp2"``
-            (DeepPrivacy2's generator inpaints the face; needs ``condanon[dp2]`` and a checkpoint, docs/dp2.md),
-            ``"pixelate"``, ``"blur"``, ``"mask"``, or ``"auto"``: ``dp2`` where PyTorch and the checkpoint
-            are installed, else ``synthetic`` (``self.method`` says which).
+        method: a method's name (``"synthetic"``, ``"dp2"``, ``"pixelate"``, ``"blur"``, ``"mask"``) or its
+            options (`condanon.methods`: ``SyntheticOptions(candidates=8)``, ``BlurOptions(strength=0.3)``).
+            ``"synthetic"`` draws a new face that keeps age, sex, expression and pose; ``"dp2"`` has
+            DeepPrivacy2's generator inpaint it (``condanon[dp2]`` and a checkpoint, docs/dp2.md); ``"auto"``
+            is ``dp2`` where PyTorch and the checkpoint are installed, else ``synthetic`` (``self.method``
+            says which).
         preserve: attributes the method should keep; reported before and after for every face. The
-            synthetic method checks them on every candidate and falls back when none keeps them.
+            synthetic methods check them on every candidate and fall back when none keeps them.
         seed: makes every random choice reproducible (the same image and seed give the same output).
-        detector: a name from ``DETECTORS`` (``"yunet+blazeface"``: YuNet, plus BlazeFace full-range for the profile,
-            border-cut and small faces YuNet misses; ``"yunet+hog"``: the earlier default).
-        attributes: attribute backends to run, merged in order.
-        embedder: the in-loop identity checker; a face it still matches falls back.
-        attacker: a held-out embedder, reported only (``None`` to skip).
-        verify: run the identity check and re-estimate attributes on the output.
-        fallback: the conventional method used when a face fails.
-        shape, mask_scale: region of the conventional methods (``"ellipse"`` or ``"box"``, scale of the box).
-        strength: blur kernel as a fraction of the face size; blocks: mosaic cells across the face.
-        score_threshold: YuNet's detection threshold (default 0.6; lower finds more faces and more false ones).
-        candidates: the synthetic and dp2 methods' budget of candidates per face (default 6 and 4).
-        margin: a synthetic candidate passes identity when the in-loop similarity is below the
-            identity bar for the original's age (`condanon.identity.strangers`) minus this margin;
-            the final image is checked against the bar itself.
-        shape_mix: how far the synthetic face's outline and nose move to the prototype's (0 to 1).
-        feature_mix: how far its eyes, brows and mouth move, whole, to the prototype's places (0 to 1;
-            their shapes, the expression, stay the original's).
-        strict: a synthetic face whose every candidate drifts on a preserved attribute falls back to
-            the mask. Off (default), the candidate that passed identity and detection with the fewest
-            attribute misses is kept and its report lists the drift: a mask would change every attribute
-            (docs/synthesis.md). Identity is never relaxed: no candidate passing it means the fallback.
-        dp2_weights: the dp2 method's checkpoint: ``"fdf256"``, ``"fdf128"`` (official, md5-checked in
-            ``$TORCH_HOME/hub/checkpoints``) or a file path.
-        truncation: the dp2 method's truncation for candidates after the first (the first is DP2's own
-            default, the average latent ``w_avg``).
-        dp2_steps: gradient steps on the best dp2 candidate's latent when none passed (0: none; ~3 s each
-            at 256 px on 2 cores), toward the attributes and away from the identity (`condanon.dp2.guidance`).
-        orientation: the search for sideways, upside-down and tilted faces (`condanon.orientation`): ``"auto"``
-            probes turned views cheaply and searches them fully where the upright pass found no face, found a
-            turned one, or the probe found one; ``"full"`` always searches every view; ``"off"`` none.
-        faceness: the check that a detection is a real face (`condanon.faceness`; ``None`` to skip). A face it
-            doubts (a crest's heads, a hand, a glass, a mannequin, but also some profiles and heads seen from
-            behind) is still obscured by the fallback, never synthesised, and reported ``uncertain``.
+        detection: how faces are found (`condanon.options.Detection`: detector, score threshold,
+            orientation search, faceness check).
+        checks: what reads and checks the faces (`condanon.options.Checks`: attribute backends, the
+            in-loop embedder, the held-out attacker, whether the output is verified).
+        fallback: the conventional method (a name or its options) that covers a face that fails.
     """
 
     def __init__(
         self,
-        method: str = "synthetic",
+        method: str | MethodOptions = "synthetic",
         preserve: Iterable[str] = ATTRIBUTE_NAMES,
         seed: int = 0,
-        detector: str = DEFAULT_DETECTOR,
-        attributes: Iterable[str] = ("age-sex", "emotion"),
-        embedder: str = "sface",
-        attacker: str | None = "dlib",
-        verify: bool = True,
-        fallback: str = "mask",
-        shape: str = "ellipse",
-        mask_scale: float = 1.3,
-        strength: float = 0.5,
-        blocks: int = 8,
-        score_threshold: float | None = None,
-        candidates: int | None = None,
-        margin: float = 0.02,
-        shape_mix: float = 1.0,
-        feature_mix: float = 1.0,
-        strict: bool = False,
-        dp2_weights: str = "fdf256",
-        truncation: float = 0.5,
-        dp2_steps: int = 0,
-        orientation: str = "auto",
-        faceness: str | None = DEFAULT_FACENESS,
+        detection: Detection | None = None,
+        checks: Checks | None = None,
+        fallback: str | ObscureOptions = "mask",
     ) -> None:
         preload_onnxruntime()  # before any model package imports it (a long command line crashes its import)
-        if method not in METHODS:
-            raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
-        method = resolve_method(method, str(dp2_weights))
+        options = _method(method)
         self.preserve = tuple(preserve)
         unknown = set(self.preserve) - set(ATTRIBUTE_NAMES)
         if unknown:
             raise ConfigError(f"cannot preserve {sorted(unknown)} (known: {', '.join(ATTRIBUTE_NAMES)})")
-        self.method = method
+        self.options = options
+        self.method = options.name
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self.verify = verify
-        detector_options: dict[str, Any] = {}
-        if score_threshold is not None:
-            if not 0.0 < score_threshold < 1.0:
-                raise ConfigError(f"score_threshold must be between 0 and 1, not {score_threshold}")
-            if not detector.startswith("yunet"):
-                raise ConfigError(f"score_threshold applies to YuNet-based detectors, not {detector!r}")
-            detector_options["score_threshold"] = score_threshold
-        self.detector: Detector = DETECTORS.create(detector, **detector_options)
-        if orientation not in ORIENTATIONS:
-            raise ConfigError(f"unknown orientation search {orientation!r} (known: {', '.join(ORIENTATIONS)})")
+        self.detection = detection = detection or Detection()
+        self.checks = checks = checks or Checks()
+        self.verify = checks.verify
+        self.fallback_options = fallback_options = _fallback(fallback)
+        self.detector: Detector = _detector(detection.detector, detection.score_threshold)
         # Turned views are searched by YuNet alone: the recall nets of the ensembles are upright-only and slow.
-        self.orientation = OrientationSearch(DETECTORS.create("yunet", **detector_options), mode=orientation)
-        self.faceness: FacenessCheck | None = FACENESS.create(faceness) if faceness else None
+        self.orientation = OrientationSearch(_detector("yunet", detection.score_threshold), mode=detection.orientation)
+        self.faceness: FacenessCheck | None = FACENESS.create(detection.faceness) if detection.faceness else None
         self.landmarker = LANDMARKERS.create("dlib68")
-        self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
-        self.embedder: Embedder = EMBEDDERS.create(embedder)
-        self.attacker: Embedder | None = EMBEDDERS.create(attacker) if attacker else None
+        self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in checks.attributes])
+        self.embedder: Embedder = EMBEDDERS.create(checks.embedder)
+        self.attacker: Embedder | None = EMBEDDERS.create(checks.attacker) if checks.attacker else None
+        self.obscurer: Obscurer | None = None
+        self.synthesizer: CheckedSynthesizer | None = None
         try:
-            region: dict[str, Any] = {"shape": shape, "scale": mask_scale}
-            options = {"blur": {"strength": strength}, "pixelate": {"blocks": blocks}, "mask": {}}
-            self.obscurer: Obscurer | None = None
-            self.synthesizer: CheckedSynthesizer | None = None
-            if method in DEFAULT_CANDIDATES:  # the checks every synthesis backend shares
-                checks: dict[str, Any] = {
-                    "preserve": self.preserve,
-                    "candidates": DEFAULT_CANDIDATES[method] if candidates is None else candidates,
-                    "margin": margin,
-                    "detect": DETECTORS.create("yunet"),
-                    "final": self.estimator,
-                    "strict": strict,
-                }
-            if method == "dp2":
-                from .dp2.synthesizer import DP2Synthesizer  # needs torch: imported only for this method
-
-                self.synthesizer = DP2Synthesizer(self.embedder, weights=dp2_weights, truncation=truncation, steps=dp2_steps, **checks)
-            elif method == "synthetic":
-                self.synthesizer = Synthesizer(self.embedder, shape_mix=shape_mix, feature_mix=feature_mix, **checks)
+            if isinstance(options, SynthesisOptions):
+                self.synthesizer = _synthesizer(options, self.embedder, self.preserve, self.estimator)
             else:
-                self.obscurer = OBSCURERS.create(method, **region, **options[method])
-            self.fallback: Obscurer = OBSCURERS.create(fallback, **region, **options.get(fallback, {}))
+                self.obscurer = _obscurer(options)
+            self.fallback: Obscurer = _obscurer(fallback_options)
         except ValueError as error:
             raise ConfigError(str(error)) from None
+
+    def settings(self) -> dict[str, Any]:
+        """Return every option that shapes the output, as plain JSON types (for reports and resumable jobs)."""
+        return settings_of(self.options, self.preserve, self.seed, self.detection, self.checks, self.fallback_options)
 
     # -- analysis -------------------------------------------------------------------------------
 
@@ -328,19 +329,15 @@ class Anonymizer:
         face = report.face
         try:
             if self.synthesizer is not None and face.uncertain:
-                self._fall_back(output, report, f"uncertain face, obscured, not synthesised: {face.doubt or 'doubtful detection'}")
+                self._fall_back(output, report, uncertain_failure(face.doubt))
             elif self.synthesizer is not None and face.box.height < MIN_SYNTHETIC_HEIGHT:
-                self._fall_back(
-                    output,
-                    report,
-                    f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small to check a synthetic face",
-                )
+                self._fall_back(output, report, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "to check a synthetic face"))
             elif self.synthesizer is not None:
                 outcome = self.synthesizer.synthesize(original, output, report.face, rng)
                 report.attempts = outcome.attempts
                 report.synthesis = outcome.to_dict()
                 if not outcome.passed:
-                    self._fall_back(output, report, outcome.reason or "no candidate passed")
+                    self._fall_back(output, report, outcome.failure())
             else:
                 assert self.obscurer is not None
                 self.obscurer.apply(output, report.face.box)
@@ -348,16 +345,17 @@ class Anonymizer:
             raise  # a broken model file is a configuration failure for the whole run, not one face's
         except Exception as error:
             log.debug("%s failed for face %d", self.method, report.index, exc_info=True)
-            self._fall_back(output, report, f"{self.method} failed: {error}")
+            self._fall_back(output, report, Failure("error", f"{self.method} failed: {error}", {"error": type(error).__name__}))
         report.timings_ms["anonymize"] = _ms(start)
 
-    def _fall_back(self, output: np.ndarray, report: FaceReport, reason: str) -> None:
+    def _fall_back(self, output: np.ndarray, report: FaceReport, failure: Failure) -> None:
         """Cover the face with the fallback method and record why."""
-        log.info("face %d falls back to %s: %s", report.index, self.fallback.name, reason)
+        log.info("face %d falls back to %s: %s", report.index, self.fallback.name, failure)
         self.fallback.apply(output, report.face.box)
         report.method = self.fallback.name
         report.verdict = "fallback"
-        report.reason = reason
+        report.reason = failure.detail
+        report.failure = failure
 
     def _check_identity(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> np.ndarray | None:
         """Set each report's identity checks from ``output``; return the in-loop vectors of the output faces."""
@@ -372,15 +370,14 @@ class Anonymizer:
             except Exception as error:
                 log.warning("identity check with %s failed: %s", embedder.name, error)
                 for report in reports:
-                    report.identity.append(IdentityCheck(embedder.name, embedder.metric, None, embedder.threshold, None))
+                    report.identity.append(unjudged(embedder))
                 continue
             if embedder is self.embedder:
                 in_loop_after = after
             for report, a, b in zip(reports, before, after):
                 report.embeddings_after[embedder.name] = b
-                value = similarity(embedder.metric, a, b)
                 bar = self.identity_bar(embedder, report.face, synthesized=report.verdict != "fallback")
-                report.identity.append(IdentityCheck(embedder.name, embedder.metric, value, bar, is_match(embedder.metric, value, bar)))
+                report.identity.append(judge(embedder, a, b, bar))
         return in_loop_after
 
     def identity_bar(self, embedder: Embedder, face: Face, synthesized: bool = True) -> float:
@@ -404,15 +401,14 @@ class Anonymizer:
             if report.verdict == "fallback":
                 continue
             if check.matched is None:
-                self._fall_back(output, report, f"identity check with {self.embedder.name} could not run")
+                self._fall_back(output, report, Failure("unchecked", f"identity check with {self.embedder.name} could not run"))
                 failed.append(report)
             elif check.matched:
-                self._fall_back(
-                    output,
-                    report,
+                detail = (
                     f"{self.embedder.name} still recognised the person after {self.method} "
-                    f"({check.metric} {check.value:.3f} vs bar {check.threshold:.3f})",
+                    f"({check.metric} {check.value:.3f} vs bar {check.threshold:.3f})"
                 )
+                self._fall_back(output, report, Failure("identity", detail, {"value": check.value, "bar": check.threshold}))
                 failed.append(report)
         if failed:  # the reports describe the final pixels: check the fallbacks again
             refreshed = self._check_identity(original, output, failed)

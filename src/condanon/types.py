@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .failures import Failure
+
 Sex = Literal["female", "male"]
 Channels = Literal["bgr", "rgb"]
 
@@ -215,16 +217,18 @@ class IdentityCheck:
     threshold: float
     matched: bool | None
     """Whether the embedder still recognises the person (``None`` if the check could not run)."""
+    margin: float = 0.0
+    """Room asked for on the safe side of ``threshold`` (`condanon.identity.judge`); 0: the bar itself."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
+        """Return a JSON-ready dict (``margin`` only where one was asked for)."""
         return {
             "embedder": self.embedder,
             "metric": self.metric,
             "value": _round(self.value),
             "threshold": self.threshold,
             "matched": self.matched,
-        }
+        } | ({"margin": self.margin} if self.margin else {})
 
 
 @dataclass
@@ -245,6 +249,8 @@ class FaceReport:
     """The synthetic method's choice: prototypes, weights, k, candidates tried, in-loop similarity."""
     embeddings_after: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """Identity vectors of the final output at the original face's place, by embedder (not in the JSON)."""
+    failure: Failure | None = None
+    """Why the face fell back, as a record (``reason`` is its ``detail``); ``None`` when it did not."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""

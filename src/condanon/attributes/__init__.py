@@ -7,7 +7,20 @@ dlib vectors), ``emotion`` (default: the project's own emotion model), ``fer`` (
 provisional backend and the teacher of ``emotion``).
 """
 
-from . import age_sex, emotion_model, fer_emotion, sface_dlib_probe, sface_probe  # noqa: F401  (registers the backends)
-from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, AveragedEstimator, CombinedEstimator, estimate_each
+from . import (  # noqa: F401  (registers the backends)
+    age_gender,
+    combined,
+    emotion_model,
+    fer_emotion,
+    sface_dlib_probe,
+    sface_probe,
+)
+from .base import (
+    ATTRIBUTE_ESTIMATORS,
+    AttributeEstimator,
+    CombinedEstimator,
+    estimate_each,
+)
+from .combined import AveragedEstimator, StackedAgeSex
 
-__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator", "estimate_each"]
+__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator", "StackedAgeSex", "estimate_each"]

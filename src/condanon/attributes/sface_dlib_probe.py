@@ -24,7 +24,7 @@ import numpy as np
 
 from ..types import Attributes, Face
 from ..weights import load_once, model_path
-from .base import ATTRIBUTE_ESTIMATORS, AttributeEstimator, male_probability
+from .base import ATTRIBUTE_ESTIMATORS
 from .sface_probe import probe_heads
 
 MODEL = "sface-dlib-probe-v1"
@@ -36,14 +36,14 @@ EMBEDDINGS = ("sface", "dlib")
 """Which embedders' vectors are concatenated, in order."""
 
 
-def _load() -> dict[str, Any]:
+def load_probe_model() -> dict[str, Any]:
     with np.load(model_path(MODEL), allow_pickle=False) as data:
         probe: dict[str, Any] = {key: np.asarray(data[key]).astype(np.float64) for key in _KEYS}
         probe["metadata"] = json.loads(str(data["metadata"]))
     return probe
 
 
-def _sex(p: float) -> dict[str, Any]:
+def sex_fields(p: float) -> dict[str, Any]:
     return {"sex": "male" if p >= 0.5 else "female", "sex_confidence": max(p, 1.0 - p)}
 
 
@@ -66,7 +66,7 @@ class SFaceDlibProbe:
 
     def predict(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return per face P(male), the expected age and its spread, as arrays."""
-        male, ages, spreads = probe_heads(load_once(MODEL, _load), self.vectors(image, faces))
+        male, ages, spreads = probe_heads(load_once(MODEL, load_probe_model), self.vectors(image, faces))
         return male, ages, spreads
 
     def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:
@@ -74,54 +74,10 @@ class SFaceDlibProbe:
         if not faces:
             return []
         male, ages, spreads = self.predict(image, faces)
-        return [Attributes(age=float(a), age_std=float(s), **_sex(float(p))) for p, a, s in zip(male, ages, spreads)]
-
-
-class StackedAgeSex:
-    """age-gender and sface-dlib-probe combined by the stack stored with the probe (fitted on train OOF)."""
-
-    name = "age-sex-stacked"
-    provides = ("age", "sex")
-
-    def __init__(
-        self, age_gender: AttributeEstimator | None = None, probe: SFaceDlibProbe | None = None, name: str = ""
-    ) -> None:
-        self.name = name or self.name
-        self.age_gender = age_gender or ATTRIBUTE_ESTIMATORS.create("age-gender")
-        self.probe = probe or SFaceDlibProbe()
-
-    def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:
-        """Return, per face, the stacked age (spread: the members' spreads by the stack's age weights) and P(male)."""
-        if not faces:
-            return []
-        stack = load_once(MODEL, _load)
-        clip = float(stack["metadata"]["logit_clip"])
-        first = self.age_gender.estimate(image, faces)
-        male, ages, spreads = self.probe.predict(image, faces)
-        age_w = stack["stack_age_coef"]
-        out = []
-        for a, p, age, spread in zip(first, male, ages, spreads):
-            ps = np.clip([male_probability(a), p], clip, 1.0 - clip)
-            score = float(np.log(ps / (1.0 - ps)) @ stack["stack_sex_coef"] + stack["stack_sex_intercept"])
-            combined = float(1.0 / (1.0 + np.exp(-score)))
-            years = float(age_w @ [a.age, age] + stack["stack_age_intercept"])
-            out.append(
-                Attributes(
-                    age=max(0.0, years),
-                    age_std=float(np.abs(age_w) @ [a.age_std or 0.0, spread]),
-                    **_sex(combined),
-                )
-            )
-        return out
+        return [Attributes(age=float(a), age_std=float(s), **sex_fields(float(p))) for p, a, s in zip(male, ages, spreads)]
 
 
 @ATTRIBUTE_ESTIMATORS.register("sface-dlib-probe")
 def _sface_dlib_probe() -> SFaceDlibProbe:
     """Age and sex from small probes on the SFace + dlib vectors (UTKFace-derived: non-commercial research only)."""
     return SFaceDlibProbe()
-
-
-@ATTRIBUTE_ESTIMATORS.register("age-sex-stacked")
-def _age_sex_stacked() -> StackedAgeSex:
-    """Age and sex: age-gender and sface-dlib-probe stacked on train OOF (utkface: 90.3 % sex, 4.2 y MAE)."""
-    return StackedAgeSex()

@@ -17,7 +17,6 @@ from ..types import Box, Face
 from ..weights import load_once, model_path
 from .base import DETECTORS, pad_with_mean, suppress
 
-
 MIN_SIDE = 16
 """The shortest side (px) a pyramid level or tile needs to be searched at all (YuNet answers slivers with garbage)."""
 

@@ -18,7 +18,13 @@ import torch
 
 from ..errors import ModelError, one_line, show_path
 from ..weights import MODELS, load_once, model_path
-from .generator import CONFIGS, FaceGenerator, GeneratorConfig, resample_filter_ok, state_dict_layout
+from .generator import (
+    CONFIGS,
+    FaceGenerator,
+    GeneratorConfig,
+    resample_filter_ok,
+    state_dict_layout,
+)
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..attributes.emotion_model import CROP_SCALE, INPUT_SIZE, TEMPLATE, alignment_matrix
+from ..attributes.emotion_model import (
+    CROP_SCALE,
+    INPUT_SIZE,
+    TEMPLATE,
+    alignment_matrix,
+)
 from ..attributes.sface_probe import load_probe
 from ..transforms import similarity_transform
 from ..types import EMOTIONS, Attributes

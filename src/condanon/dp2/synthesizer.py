@@ -30,11 +30,16 @@ import torch
 import torch.nn.functional as F
 
 from ..identity import Embedder
-from ..synthesis.bank import IN_LOOP_ESTIMATORS
-from ..synthesis.checked import CheckedSynthesizer, Goal, Synthesis, paste
+from ..synthesis.backend import CheckedSynthesizer, Goal, LoopChecks, Synthesis, paste
 from ..types import Box, Face
 from .checkpoint import checkpoint_path, load_generator
-from .crops import crop, expand_box, generation_mask, latent_from_seed, to_generator_input
+from .crops import (
+    crop,
+    expand_box,
+    generation_mask,
+    latent_from_seed,
+    to_generator_input,
+)
 from .generator import CONFIGS, FaceGenerator, GeneratorConfig
 from .guidance import Guide
 
@@ -54,10 +59,14 @@ class Latent:
         return {"z_idx": self.z_idx, "truncation": self.truncation} | ({} if self.center is None else {"center": self.center})
 
 
+DEFAULT_CANDIDATES = 4
+"""A DP2 candidate costs a generator pass (about 1 s on 2 cores), so fewer are tried than the prototype loop's 6."""
+
+
 class DP2Synthesizer(CheckedSynthesizer):
     """Replaces faces with DeepPrivacy2's inpainting, sampled and checked by condanon's loop.
 
-    Args (besides `CheckedSynthesizer`'s):
+    Args (besides `CheckedSynthesizer`'s: the embedder, `LoopChecks`, the still-a-face detector and the final gate):
         weights: ``"fdf256"`` or ``"fdf128"`` (the official checkpoints, md5-checked in torch hub's
             folder) or the path of a checkpoint file. Checked when the synthesizer is made; loaded on first use.
         config: the generator configuration of a checkpoint file that does not say it.
@@ -72,23 +81,19 @@ class DP2Synthesizer(CheckedSynthesizer):
     def __init__(
         self,
         embedder: Embedder,
+        checks: LoopChecks | None = None,
+        detect: Any | None = None,
+        final: Any | None = None,
+        *,
         weights: str | Path = "fdf256",
-        preserve: tuple[str, ...] = ("age", "sex", "emotion"),
-        candidates: int = 4,
         batch: int = 1,
         truncation: float = 0.5,
         feather: float = 0.08,
-        margin: float = 0.02,
-        age_tolerance: float = 10.0,
-        detect: Any | None = None,
-        estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
-        final: Any | None = None,
-        strict: bool = False,
         config: GeneratorConfig | None = None,
         steps: int = 0,
         step_size: float = 0.05,
     ) -> None:
-        super().__init__(embedder, preserve, candidates, margin, age_tolerance, detect, estimators, final, strict)
+        super().__init__(embedder, checks or LoopChecks(candidates=DEFAULT_CANDIDATES), detect, final)
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if not 0.0 <= truncation <= 1.0:

@@ -52,9 +52,10 @@ import numpy as np
 
 from ..detection import suppress
 from ..detection.yunet import YuNetDetector
-from ..identity import EMBEDDERS, Embedder, embed_original, is_match, similarity
+from ..identity import EMBEDDERS, Embedder, embed_original
+from ..identity import judge as identity_judge
 from ..types import Box, Face
-from .video import embed_one, painted_out
+from .video_leaks import embed_one, painted_out
 
 STRONG_SCORE = 0.5
 """A YuNet face at or above this score is a face without further checks."""
@@ -236,13 +237,13 @@ class Judge:
             if after is None:
                 verdict.unjudged.append(embedder.name)
                 continue
-            value = similarity(embedder.metric, before, after)
-            verdict.similarities[embedder.name] = value
-            if not is_match(embedder.metric, value, embedder.threshold):
+            check = identity_judge(embedder, before, after)
+            verdict.similarities[embedder.name] = check.value  # type: ignore[assignment]  # it ran: never None
+            if not check.matched:
                 continue
             blank = painted_out(output, face.box) if blank is None else blank
             control = embed_one(embedder, blank, face)
-            if control is not None and is_match(embedder.metric, similarity(embedder.metric, before, control), embedder.threshold):
+            if control is not None and identity_judge(embedder, before, control).matched:
                 verdict.unjudged.append(embedder.name)  # it matches a flat blank too: it cannot judge this face
                 continue
             verdict.judges.append(embedder.name)

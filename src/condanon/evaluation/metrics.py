@@ -6,7 +6,6 @@ gallery). Only faces whose original was detected count; the summary says how man
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -14,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..synthesis.checked import CHILD_AGE  # the synthetic loop's line between child and adult
+from ..synthesis.backend import (
+    CHILD_AGE,  # the synthetic loop's line between child and adult
+)
 from .realism import (
     DARK_SKIN_L,
     FRONTAL_YAW,
@@ -107,11 +108,6 @@ def _pairs(records: list[FaceRecord], a: str, b: str) -> list[tuple[Any, Any]]:
     return [(getattr(r, a), getattr(r, b)) for r in records if getattr(r, a) is not None and getattr(r, b) is not None]
 
 
-def reason_kind(reason: str | None) -> str:
-    """Return a reason without its figures, so that like reasons count together."""
-    return re.sub(r"\s*\([^)]*\)", "", reason or "").strip() or "unknown"
-
-
 def summarise(records: list[FaceRecord], dataset: str, method: str) -> MethodSummary:
     """Return the summary of ``records`` (all of one method)."""
     found = [r for r in records if r.detected]
@@ -145,7 +141,7 @@ def summarise(records: list[FaceRecord], dataset: str, method: str) -> MethodSum
     summary.ms_per_face = float(np.median(times)) if times else None
     fell = [r for r in found if r.verdict == "fallback"]
     summary.fallbacks = len(fell)
-    summary.fallback_reasons = dict(Counter(reason_kind(r.reason) for r in fell).most_common())
+    summary.fallback_reasons = dict(Counter(r.failure_kind or "unknown" for r in fell).most_common())
     _realism(summary, found)
     return summary
 

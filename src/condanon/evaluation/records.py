@@ -26,6 +26,8 @@ class FaceRecord:
     box: list[float] | None = None
     verdict: str | None = None
     reason: str | None = None
+    failure_kind: str | None = None
+    """The kind of the failure that made the face fall back (`condanon.failures.FailureKind`)."""
     attempts: int | None = None
     """Candidates the synthetic method tried for this face."""
     drift: str | None = None

@@ -22,9 +22,11 @@ import numpy as np
 
 from ..detection import DETECTORS, PaddedDetector
 from ..errors import CondanonError, ConfigError
-from ..identity import EMBEDDERS, embed_original, is_match, similarity
+from ..identity import EMBEDDERS, embed_original, judge
 from ..imageio import read_image
-from ..pipeline import METHODS, Anonymizer
+from ..methods import AUTO, MethodOptions, method_names, method_options
+from ..options import Checks
+from ..pipeline import Anonymizer, auto
 from .dataset import Dataset, Sample, load_dataset, subset
 from .realism import HeldOutReaders, Reading, grey_crop, measure, mirrored_in_place
 from .records import FaceRecord
@@ -54,15 +56,26 @@ class MethodSpec:
     def parse(cls, text: str) -> MethodSpec:
         """Return the spec written as ``name[:key=value...]``; raise `ConfigError` for unknown names."""
         name, *pairs = text.strip().split(":")
-        if name != "original" and name not in METHODS:
-            raise ConfigError(f"unknown method {name!r} (known: original, {', '.join(METHODS)})")
+        if name != "original" and name not in method_names():
+            raise ConfigError(f"unknown method {name!r} (known: original, {', '.join(method_names())})")
         options = []
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep:
                 raise ConfigError(f"method option {pair!r} is not key=value")
             options.append((key.replace("-", "_"), _number(value)))
-        return cls(text.strip(), name, tuple(options))
+        spec = cls(text.strip(), name, tuple(options))
+        if name != "original":
+            spec.method_options()  # an option the method does not have is refused here, before any work
+        return spec
+
+    def method_options(self) -> MethodOptions:
+        """Return the method's options (`condanon.methods`; ``auto`` resolved as the SDK resolves it)."""
+        if self.method == AUTO:
+            if self.options:
+                raise ConfigError("auto takes no options: name the method (synthetic:... or dp2:...)")
+            return auto()
+        return method_options(self.method, dict(self.options))
 
 
 def _number(value: str) -> Any:
@@ -89,10 +102,8 @@ class _Worker:
 
     def __init__(self, specs: list[MethodSpec], seed: int) -> None:
         self.specs = specs
-        self.base = Anonymizer(method="mask", seed=seed, verify=False)
-        self.anonymizers = {
-            s.label: Anonymizer(method=s.method, seed=seed, **dict(s.options)) for s in specs if s.method != "original"
-        }
+        self.base = Anonymizer("mask", seed=seed, checks=Checks(verify=False))
+        self.anonymizers = {s.label: Anonymizer(s.method_options(), seed=seed) for s in specs if s.method != "original"}
         self.embedders = {name: EMBEDDERS.create(name) for name in (IN_LOOP, HELD_OUT)}
         self.second = PaddedDetector(DETECTORS.create(SECOND_DETECTOR))  # same padding as YuNet gets
         self.readers = HeldOutReaders()
@@ -149,8 +160,8 @@ class _Worker:
             after = before if report is None else report.embeddings_after.get(name)
             if after is None:  # the method did not check itself with this embedder: measure here
                 after = embedder.embed(output, [replace(target, embeddings={})])[0]
-            value = similarity(embedder.metric, before, after)
-            matched = is_match(embedder.metric, value, embedder.threshold)
+            check = judge(embedder, before, after)
+            value, matched = check.value, check.matched
             record.vectors_after[name] = after
             if name == IN_LOOP:
                 record.sface_similarity, record.sface_matched = value, matched
@@ -158,6 +169,7 @@ class _Worker:
                 record.dlib_distance, record.dlib_matched = value, matched
         if report is not None:
             record.verdict, record.reason = report.verdict, report.reason
+            record.failure_kind = None if report.failure is None else report.failure.kind
             record.attempts = report.attempts
             synthesis = report.synthesis or {}
             record.drift = "; ".join(synthesis.get("drift", [])) if synthesis else None

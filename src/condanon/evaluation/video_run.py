@@ -39,7 +39,7 @@ def evaluate_videos(
     for spec in (MethodSpec.parse(m) for m in methods):
         if spec.method == "original":
             continue
-        runner = VideoAnonymizer(Anonymizer(method=spec.method, seed=seed, **dict(spec.options)), detect_every=detect_every, tiles=tiles)
+        runner = VideoAnonymizer(Anonymizer(spec.method_options(), seed=seed), detect_every=detect_every, tiles=tiles)
         for video in map(Path, videos):
             if progress is not None:
                 progress(f"{video.name}: {spec.label}")

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ModelError, one_line, show_path
 from ..weights import load_once, model_path
 from .base import Embedder
+from .judge import safe_side
 
 STRANGER_QUANTILE = 0.95
 """A synthetic face must be less like the original than this share of strangers of its age are alike."""
@@ -96,5 +97,4 @@ def typical_stranger(embedder: Embedder, age: float | None) -> float:
 
 def identity_limit(embedder: Embedder, age: float | None, margin: float) -> float:
     """Return `identity_bar` moved ``margin`` to the safe side (lower similarity, or larger distance)."""
-    bar = identity_bar(embedder, age)
-    return bar - margin if embedder.metric == "cosine" else bar + margin
+    return safe_side(embedder.metric, identity_bar(embedder, age), margin)

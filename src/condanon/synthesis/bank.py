@@ -57,6 +57,8 @@ def face_of(points68: np.ndarray) -> Face:
 
 IN_LOOP_ESTIMATORS = ("age-sex-mean", "emotion")
 """The attribute backends the verification loop reads candidates with (fast: the SFace vector is shared)."""
+RANKED_BY = "sface"
+"""The recogniser whose vectors the bank holds (`PrototypeBank.rank` compares the original's with them)."""
 
 
 def read_prototypes(images: list[np.ndarray], shapes: np.ndarray) -> dict[str, np.ndarray]:

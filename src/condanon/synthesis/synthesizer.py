@@ -20,32 +20,34 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..failures import Failure
 from ..identity import Embedder
 from ..identity.strangers import typical_stranger
 from ..types import Attributes, Face
+from .backend import CHILD_AGE, Check, CheckedSynthesizer, LoopChecks, Synthesis, paste
 from .bank import (
-    IN_LOOP_ESTIMATORS,
+    RANKED_BY,
     PrototypeBank,
     RankWeights,
     default_bank,
     mouth_open,
 )
-from .checked import CHILD_AGE, Check, CheckedSynthesizer, Synthesis, paste
 from .compose import Candidate, compose, mix, prepare, triangles_for, warp_distortion
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Check", "Steering", "Synthesis", "Synthesizer"]
+__all__ = ["Check", "PrototypeIdentity", "Steering", "Synthesis", "Synthesizer"]
 
 
 class Synthesizer(CheckedSynthesizer):
     """Replaces faces with attribute-matched prototype mixes, verified on the final pixels.
 
-    Args (besides `CheckedSynthesizer`'s):
+    Args (besides `CheckedSynthesizer`'s: the embedder, `LoopChecks`, the still-a-face detector and the final gate):
         pool: how many of the best-ranked prototypes candidates are drawn from.
         shape_mix: how far outline and nose move to the prototype's (0 keeps the original's geometry).
         feature_mix: how far eyes, brows and mouth move, whole, to the prototype's places (their
@@ -62,23 +64,25 @@ class Synthesizer(CheckedSynthesizer):
     def __init__(
         self,
         embedder: Embedder,
-        preserve: tuple[str, ...] = ("age", "sex", "emotion"),
-        candidates: int = 6,
+        checks: LoopChecks | None = None,
+        detect: Any | None = None,
+        final: Any | None = None,
+        *,
         pool: int = 12,
-        margin: float = 0.02,
-        age_tolerance: float = 10.0,
         shape_mix: float = 1.0,
         feature_mix: float = 1.0,
-        detect: Any | None = None,
         bank: PrototypeBank | None = None,
-        estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
-        final: Any | None = None,
-        strict: bool = False,
         more: int | None = None,
         reshape: float = 0.0,
         more_reshape: float = 1.0,
     ) -> None:
-        super().__init__(embedder, preserve, candidates, margin, age_tolerance, detect, estimators, final, strict)
+        super().__init__(embedder, checks, detect, final)
+        candidates = self.candidates
+        if embedder.name != RANKED_BY:
+            raise ValueError(
+                f"the synthetic method's in-loop embedder must be {RANKED_BY!r}: its prototype bank ranks by {RANKED_BY} "
+                f"vectors, which cannot be compared with {embedder.name!r} ones"
+            )
         self.more = 2 * candidates if more is None else max(0, more)
         self.reshape = reshape
         self.more_reshape = more_reshape
@@ -136,7 +140,7 @@ class Synthesizer(CheckedSynthesizer):
                 output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix, region
             )
             if folded:  # refused before it is checked: the warp mirrors part of the texture
-                check = Check(similarity=1.0, attributes=None, failures=["warp folds the face over"])
+                check = Check(similarity=1.0, attributes=None, failures=[Failure("fold", "warp folds the face over", {"stretch": stretch})])
             else:
                 check = self.check_patch(output, patch, bounds, goal, face.attributes)
             outcome = Synthesis(
@@ -146,7 +150,7 @@ class Synthesizer(CheckedSynthesizer):
                 weights=candidate.weights,
                 k=tuple(int(bank.k[i]) for i in candidate.sources),
                 check=check,
-                candidate=candidate,
+                identity=PrototypeIdentity(candidate, triangles, self.shape_mix, self.feature_mix),
                 stretch=stretch,
             )
             score = check.score
@@ -168,6 +172,21 @@ class Synthesizer(CheckedSynthesizer):
         return self.settle(output, best[1], best[2], best[3], attempts=tried)
 
 
+@dataclass(frozen=True)
+class PrototypeIdentity:
+    """A kept prototype candidate that renders itself onto a face (`SynthesisIdentity`): video draws it on every frame."""
+
+    candidate: Candidate
+    triangles: np.ndarray
+    shape_mix: float
+    feature_mix: float
+
+    def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
+        """Compose the candidate at ``landmarks68`` and paste it into ``output``."""
+        patch, bounds = compose(output, landmarks68, self.candidate, self.triangles, self.shape_mix, rng, self.feature_mix)
+        paste(output, patch, bounds, (0, 0))
+
+
 class Steering:
     """What the loop learns from a failed candidate, for ranking the next one.
 
@@ -179,6 +198,8 @@ class Steering:
     """
 
     MAX_SHIFT = 30.0
+    STEERED = ("sex", "emotion", "identity")
+    """Failure kinds whose `RankWeights` term (of the same name) doubles after a failed check."""
 
     def __init__(self, fast: Attributes | None, final: Attributes | None = None) -> None:
         self.fast = fast
@@ -205,11 +226,7 @@ class Steering:
                 shift = prototype_age - after.age + target.age - goal
                 self.age_shift = float(np.clip(shift, -self.MAX_SHIFT, self.MAX_SHIFT))
         for failure in check.failures:
-            if failure.startswith("sex "):
-                self.weights.sex *= 2.0
-            elif failure.startswith("emotion "):
-                self.weights.emotion *= 2.0
-            elif " similarity " in failure:
-                self.weights.identity *= 2.0
+            if failure.kind in self.STEERED:  # the rank term of the same name
+                setattr(self.weights, failure.kind, 2.0 * getattr(self.weights, failure.kind))
 
 

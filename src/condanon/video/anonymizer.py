@@ -40,11 +40,11 @@ from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator, estimate_each
 from ..detection.base import overlap
 from ..errors import ModelError, VideoError
 from ..faceness import mark_doubtful
-from ..identity import embed_original, is_match, similarity
+from ..failures import Failure, small_failure, uncertain_failure
+from ..identity import embed_original, judge, unjudged
 from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
-from ..synthesis.compose import Candidate, compose, triangles_for
-from ..synthesis.checked import paste
-from ..types import Face, IdentityCheck
+from ..synthesis.backend import SynthesisIdentity
+from ..types import Face
 from .io import EncodeOptions, VideoFrame, VideoReader, VideoWriter
 from .report import VideoReport, aggregate
 from .tracking import FaceTracks, Placement
@@ -296,8 +296,9 @@ class _RunState:
         self.tracks = FaceTracks(float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=owner.min_score)
         self.buffer: deque[VideoFrame] = deque()
         self.keyframe = -1
-        self.candidates: dict[int, Candidate] = {}
-        self.failed: dict[int, str] = {}
+        self.identities: dict[int, SynthesisIdentity] = {}
+        """Per track: its synthetic identity (the synthesis backend renders it on every frame)."""
+        self.failed: dict[int, Failure] = {}
         self.last_reading: dict[int, int] = {}
         self.last_check: dict[int, int] = {}
         self.blackout: set[int] = set()
@@ -352,7 +353,7 @@ class _RunState:
         crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         if self.a.synthesizer is not None:
             for face in faces:
-                if face.track_id not in self.candidates and face.track_id not in self.failed and id(face) not in crowded:
+                if face.track_id not in self.identities and face.track_id not in self.failed and id(face) not in crowded:
                     self._choose(image, face, frame.index)
         if self.a.verify:
             self._check(image, [f for f in faces if id(f) not in crowded], frame.index)
@@ -376,9 +377,10 @@ class _RunState:
                 continue
             track = self.report.track(face.track_id, self.a.method)
             track.read_faceness(face.faceness, face.doubt)
-            if track.uncertain and self.a.synthesizer is not None and face.track_id not in self.candidates:
+            if track.uncertain and self.a.synthesizer is not None and face.track_id not in self.identities:
                 track.verdict, track.method = "fallback", self.a.fallback.name
-                track.reason = f"uncertain face, obscured, not synthesised: {track.doubt}"
+                track.failure = uncertain_failure(track.doubt)
+                track.reason = track.failure.detail
 
     def _choose(self, image: np.ndarray, face: Face, index: int) -> None:
         """Pick the track's synthetic identity with the verification loop, on this keyframe."""
@@ -386,7 +388,7 @@ class _RunState:
         if track.uncertain:  # not (yet) read as a real face: the fallback covers it until a keyframe does
             return
         if face.box.height < MIN_SYNTHETIC_HEIGHT:
-            self._fail(face.track_id, f"face {face.box.height:.0f} px high, under {MIN_SYNTHETIC_HEIGHT:.0f} px: too small for a synthetic face")
+            self._fail(face.track_id, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "for a synthetic face"))
             return
         if face.landmarks68 is None:
             return  # try again on the next keyframe (bridged frames get the fallback meanwhile)
@@ -398,21 +400,21 @@ class _RunState:
         except ModelError:  # a broken model is the run's failure, not this track's: one line, exit 2
             raise
         except Exception as error:
-            self._fail(face.track_id, f"synthetic failed: {error}")
+            self._fail(face.track_id, Failure("error", f"synthetic failed: {error}", {"error": type(error).__name__}))
             return
         track.synthesis = outcome.to_dict() | {"chosen_on_frame": index}
         face.embeddings.update(target.embeddings)
-        if outcome.passed and outcome.candidate is not None:
-            self.candidates[face.track_id] = outcome.candidate
+        if outcome.passed and outcome.identity is not None:
+            self.identities[face.track_id] = outcome.identity
             track.verdict, track.reason, track.method = "anonymized", None, self.a.method
         else:
-            self._fail(face.track_id, outcome.reason or "no candidate passed")
+            self._fail(face.track_id, outcome.failure())
 
-    def _fail(self, track_id: int, reason: str) -> None:
-        log.info("track %d falls back to %s: %s", track_id, self.a.fallback.name, reason)
-        self.failed[track_id] = reason
+    def _fail(self, track_id: int, failure: Failure) -> None:
+        log.info("track %d falls back to %s: %s", track_id, self.a.fallback.name, failure)
+        self.failed[track_id] = failure
         track = self.report.track(track_id, self.a.method)
-        track.verdict, track.reason, track.method = "fallback", reason, self.a.fallback.name
+        track.verdict, track.reason, track.method, track.failure = "fallback", failure.detail, self.a.fallback.name, failure
 
     # -- output frames ----------------------------------------------------------------------------
 
@@ -446,7 +448,7 @@ class _RunState:
             return True
         return (
             placement.core.height >= MIN_SYNTHETIC_HEIGHT  # a face that shrank under it since its identity was chosen
-            and placement.track in self.candidates
+            and placement.track in self.identities
             and placement.source in ("detected", "interpolated")
             and placement.face.landmarks68 is not None
         )
@@ -475,10 +477,9 @@ class _RunState:
             assert self.a.obscurer is not None
             self.a.obscurer.apply(output, placement.face.box)
             return
-        s = self.a.synthesizer
+        assert points is not None
         rng = np.random.default_rng([self.a.seed, _track_key(placement.track), 1])
-        patch, bounds = compose(output, points, self.candidates[placement.track], triangles_for(s.bank.reference), s.shape_mix, rng, s.feature_mix)
-        paste(output, patch, bounds, (0, 0))
+        self.identities[placement.track].render(output, points, rng)
 
     def _landmarks(self, original: np.ndarray, placement: Placement, index: int) -> np.ndarray:
         """Return the 68 landmarks to render the track on this frame: this frame's own, smoothed over time.
@@ -531,7 +532,7 @@ class _RunState:
             try:
                 self._render(drawn, placement, placement.face.landmarks68)
             except Exception as error:
-                self._fail(placement.track, f"{self.a.method} failed on frame {index}: {error}")
+                self._fail(placement.track, Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index}))
         for placement in due:
             if placement.track not in self.failed:
                 self._verify(image, drawn, placement, index)
@@ -551,19 +552,17 @@ class _RunState:
                 after = embedder.embed(drawn, [after_face])[0]
             except Exception as error:
                 log.warning("frame %d track %d: identity check with %s failed: %s", index, placement.track, embedder.name, error)
-                checks.append(IdentityCheck(embedder.name, embedder.metric, None, embedder.threshold, None))
+                checks.append(unjudged(embedder))
                 continue
             after_face.embeddings[embedder.name] = after
-            value = similarity(embedder.metric, before, after)
-            bar = self.a.identity_bar(embedder, face)
-            limit = bar - self.owner.margin if embedder.metric == "cosine" else bar + self.owner.margin
-            checks.append(IdentityCheck(embedder.name, embedder.metric, value, bar, is_match(embedder.metric, value, limit)))
+            checks.append(judge(embedder, before, after, self.a.identity_bar(embedder, face), self.owner.margin))
         track.checks.append(checks)
         failed = [c for c in checks if c.matched is None or c.matched]
         if failed:
             c = failed[0]
             what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, bar {c.threshold:.3f} with margin {self.owner.margin})"
-            self._fail(placement.track, f"{c.embedder} check on frame {index} {what}")
+            values = {"frame": index, "embedder": c.embedder, "value": c.value, "bar": c.threshold}
+            self._fail(placement.track, Failure("unchecked" if c.matched is None else "identity", f"{c.embedder} check on frame {index} {what}", values))
             return
         readings = self.owner.read(drawn, [after_face])
         if readings[0] is not None:

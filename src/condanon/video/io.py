@@ -440,7 +440,7 @@ class VideoWriter:
             finally:
                 self.container.close()  # writes the trailer: it can fail on a full disk too
             if complete:
-                from .job import finish
+                from ..jobs import finish
 
                 finish(self.partial, self.path)
         except Exception as error:

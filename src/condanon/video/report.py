@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..failures import Failure
 from ..imageio import write_atomic
 from ..types import EMOTIONS, Attributes, IdentityCheck
 
@@ -53,6 +54,8 @@ class TrackReport:
     method: str
     verdict: str = "anonymized"
     reason: str | None = None
+    failure: Failure | None = None
+    """Why the track fell back, as a record (``reason`` is its ``detail``)."""
     first_frame: int | None = None
     last_frame: int | None = None
     frames: int = 0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import CondanonError, show_path
+from .errors import CondanonError, show_path
 
 try:
     import fcntl

@@ -11,15 +11,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from ..attributes import ATTRIBUTE_ESTIMATORS, CombinedEstimator
 from ..detection.base import overlap
-from ..identity import Embedder, embed_original, similarity
-from ..identity.strangers import identity_limit
+from ..failures import KEPT_KINDS, Failure
+from ..identity import Embedder, embed_original, judge, safe_side
+from ..identity.base import Metric
+from ..identity.judge import ranks_by_similarity
+from ..identity.strangers import identity_bar
 from ..types import Attributes, Box, Face
 from .bank import IN_LOOP_ESTIMATORS
 
@@ -35,7 +38,7 @@ CONTEXT = 2.2
 CHILD_AGE = 13.0
 ADULT_AGE = 18.0
 """A face read under `CHILD_AGE` on one side and at `ADULT_AGE` or over on the other is a child/adult swap."""
-KEPT_ATTRIBUTES = ("age", "sex")
+KEPT_ATTRIBUTES = KEPT_KINDS
 """Attributes a kept synthetic face must read the same on (never reported as drift): dashboards count
 by them. Emotion drift is reported instead, since the emotion reader disagrees with itself on the
 mirrored face a quarter of the time; so is a sex change of a face whose sex was read unsure (under
@@ -50,7 +53,7 @@ class Check:
     similarity: float
     attributes: Attributes | None
     """The in-loop (fast) estimators' reading."""
-    failures: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     final: Attributes | None = None
     """The pipeline's own estimator's reading (only for candidates that passed the fast checks)."""
     detected: bool | None = None
@@ -69,15 +72,25 @@ class Check:
     @property
     def keepable(self) -> bool:
         """Return whether the candidate may be kept with drift: safe, and age and sex read the same."""
-        return self.safe and not any(
-            (failure.split(" ", 1)[0] in KEPT_ATTRIBUTES and not failure.endswith(UNSURE)) or failure.startswith("warp ")
-            for failure in self.failures
-        )
+        return self.safe and not any(failure.blocks_keeping for failure in self.failures)
 
     @property
     def score(self) -> tuple[int, int, int, float]:
         """Return the candidate's rank (lower is better): safe, then keepable, then fewer failed checks, then less similar."""
         return (int(not self.safe), int(not self.keepable), len(self.failures), self.similarity)
+
+
+class SynthesisIdentity(Protocol):
+    """A synthetic identity chosen for one face, that renders itself onto that person's face in any frame.
+
+    Video gives each track one identity, chosen and checked on a keyframe, and renders it on every
+    frame at that frame's landmarks: the video layer draws through this alone. Each synthesis
+    backend returns one in `Synthesis.identity` (``None``: the backend cannot re-render, photos only).
+    """
+
+    def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
+        """Draw the identity into ``output`` (BGR, in place) on the face whose 68 landmarks are ``landmarks68``."""
+        ...
 
 
 @dataclass
@@ -91,14 +104,22 @@ class Synthesis:
     k: tuple[int, ...] = ()
     check: Check | None = None
     reason: str | None = None
-    drift: list[str] = field(default_factory=list)
+    drift: list[Failure] = field(default_factory=list)
     """Attribute checks the kept candidate failed (only when ``strict`` is off)."""
-    candidate: Any = field(default=None, repr=False)
-    """The identity that was kept (the prototype backend's `Candidate`: video re-renders it on every frame); not in the report."""
+    failures: list[Failure] = field(default_factory=list)
+    """When no candidate was kept: the checks the closest one failed (``reason`` says them in a line)."""
+    identity: SynthesisIdentity | None = field(default=None, repr=False)
+    """The identity that was kept, to render again on other frames (video); not in the report."""
     latent: dict[str, Any] = field(default_factory=dict)
     """For generator backends: how the kept candidate's latent was drawn (seed, truncation, centre)."""
     stretch: float | None = None
     """The kept candidate's largest warp stretch (prototype backend: `synthesis.warp.distortion`)."""
+
+    def failure(self) -> Failure:
+        """Return why no candidate was kept, as one record: the closest candidate's leading kind, the reason's line."""
+        kind = self.failures[0].kind if self.failures else "error"
+        values = {"attempts": self.attempts, "closest": [f.to_dict() for f in self.failures]}
+        return Failure(kind, self.reason or "no candidate passed", values)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary for the face's report (the prototypes, or the generator's latent)."""
@@ -109,7 +130,7 @@ class Synthesis:
         }
         return {"passed": self.passed, "attempts": self.attempts} | source | {
             "in_loop_similarity": None if self.check is None else round(self.check.similarity, 4),
-            "drift": list(self.drift),
+            "drift": [str(failure) for failure in self.drift],
         } | ({} if self.stretch is None else {"stretch": round(self.stretch, 2)})
 
 
@@ -127,11 +148,45 @@ class Goal:
     """The in-loop estimators' reading of the original (what candidates must keep)."""
     trust_fast: bool
     """The fast estimators agree with the pipeline's own on the original: a clear fast reading needs no final gate."""
-    limit: float
-    """A candidate passes identity below this in-loop similarity: the bar for strangers of the original's age
-    (`condanon.identity.strangers`) less the margin."""
+    bar: float
+    """The in-loop recogniser's bar for this face: strangers of the original's age (`condanon.identity.strangers`)."""
+    margin: float = 0.0
+    """Room a candidate must leave on the safe side of ``bar`` (`condanon.identity.judge`)."""
     age: float | None = None
     """The original's age the bar was looked up at (the pipeline's reading, else the in-loop one)."""
+    metric: Metric = "cosine"
+    """The in-loop recogniser's metric."""
+
+    @property
+    def limit(self) -> float:
+        """Return the bar moved by the margin to the safe side: a candidate passes identity beyond it."""
+        return safe_side(self.metric, self.bar, self.margin)
+
+
+@dataclass(frozen=True)
+class LoopChecks:
+    """What every synthesis backend checks its candidates for, and how many it may try.
+
+    Args:
+        preserve: which attributes must read the same after (``age``, ``sex``, ``emotion``).
+        candidates: budget of candidates per face.
+        margin: a candidate passes identity when its similarity to the original is below the identity
+            bar for the original's age (`condanon.identity.strangers.identity_bar`) less this margin
+            (room for the paste, measured under 0.02: the pipeline checks the final image against the bar itself).
+        age_tolerance: years the in-loop age estimate may move.
+        estimators: the in-loop attribute backends (fast ones: they run on every candidate).
+        strict: a face whose candidates all drift on some attribute falls back (the design's literal
+            rule). Off (default), the candidate that passed identity and detection, kept age and sex
+            (`KEPT_ATTRIBUTES`: an age change beyond ``age_tolerance`` or a child/adult swap is never
+            kept) and missed the fewest other checks is kept, and its report lists the drift.
+    """
+
+    preserve: tuple[str, ...] = ("age", "sex", "emotion")
+    candidates: int = 6
+    margin: float = 0.02
+    age_tolerance: float = 10.0
+    estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS
+    strict: bool = False
 
 
 class CheckedSynthesizer:
@@ -139,37 +194,23 @@ class CheckedSynthesizer:
 
     Args:
         embedder: the in-loop identity checker (SFace in the default pipeline).
-        preserve: which attributes must read the same after (``age``, ``sex``, ``emotion``).
-        candidates: budget of candidates per face.
-        margin: a candidate passes identity when its similarity to the original is below the identity
-            bar for the original's age (`condanon.identity.strangers.identity_bar`) less this margin
-            (room for the paste, measured under 0.02: the pipeline checks the final image against the bar itself).
-        age_tolerance: years the in-loop age estimate may move.
+        checks: what candidates are checked for, and how many are tried (`LoopChecks`).
         detect: also require that a face detector still finds a face there (``None``: skip).
-        estimators: the in-loop attribute backends (fast ones: they run on every candidate).
         final: the pipeline's own attribute estimator; a candidate that passes every fast check must
             also read the same under it (against its reading of the original), so the reported
             attributes after anonymisation agree with the ones before (``None``: skip this gate).
-        strict: a face whose candidates all drift on some attribute falls back (the design's literal
-            rule). Off (default), the candidate that passed identity and detection, kept age and sex
-            (`KEPT_ATTRIBUTES`: an age change beyond ``age_tolerance`` or a child/adult swap is never
-            kept) and missed the fewest other checks is kept, and its report lists the drift.
     """
 
-    def __init__(
-        self,
-        embedder: Embedder,
-        preserve: tuple[str, ...] = ("age", "sex", "emotion"),
-        candidates: int = 6,
-        margin: float = 0.02,
-        age_tolerance: float = 10.0,
-        detect: Any | None = None,
-        estimators: tuple[str, ...] = IN_LOOP_ESTIMATORS,
-        final: Any | None = None,
-        strict: bool = False,
-    ) -> None:
+    def __init__(self, embedder: Embedder, checks: LoopChecks | None = None, detect: Any | None = None, final: Any | None = None) -> None:
+        checks = checks or LoopChecks()
+        preserve, candidates, margin, age_tolerance, estimators, strict = dataclasses.astuple(checks)
         if candidates < 1:
             raise ValueError("candidates must be at least 1")
+        if not ranks_by_similarity(embedder):  # candidates are ranked by how little they resemble the original
+            raise ValueError(
+                f"the in-loop embedder {embedder.name!r} measures a distance ({embedder.metric}); the synthesis loop "
+                "ranks candidates by a similarity: use a cosine recogniser such as sface (dlib stays the held-out attacker)"
+            )
         self.embedder = embedder
         self.preserve = preserve
         self.candidates = candidates
@@ -206,7 +247,8 @@ class CheckedSynthesizer:
             paste(output, patch, bounds, (0, 0))
             return outcome
         outcome.passed = False
-        outcome.reason = f"no candidate passed in {outcome.attempts}; closest: " + "; ".join(outcome.check.failures)
+        outcome.failures = list(outcome.check.failures)
+        outcome.reason = f"no candidate passed in {outcome.attempts}; closest: " + "; ".join(map(str, outcome.check.failures))
         return outcome
 
     @property
@@ -229,14 +271,14 @@ class CheckedSynthesizer:
         # they read clearly the same needs no final gate (it costs a dlib embedding, ~60 ms)
         trust_fast = target is not None and face.attributes is not None and _close(target, face.attributes, self.preserve)
         age = next((a.age for a in (face.attributes, target) if a is not None and a.age is not None), None)
-        return Goal(crop_box, local_face, reference, target, trust_fast, identity_limit(self.embedder, age, self.margin), age)
+        return Goal(crop_box, local_face, reference, target, trust_fast, identity_bar(self.embedder, age), self.margin, age, self.embedder.metric)
 
     def check_patch(self, output: np.ndarray, patch: np.ndarray, bounds: tuple[int, int, int, int], goal: Goal, before: Attributes | None) -> Check:
         """Return the checks of ``patch`` (frame coordinates ``bounds``) composed into a copy of ``goal``'s crop of ``output``."""
         x1, y1, x2, y2 = goal.crop_box
         local = output[y1:y2, x1:x2].copy()
         paste(local, patch, bounds, (x1, y1))
-        return self._check(local, goal.face, goal.reference, goal.target, before, goal.limit, goal.trust_fast)
+        return self._check(local, goal, before)
 
     @property
     def _reads_attributes(self) -> bool:
@@ -250,41 +292,36 @@ class CheckedSynthesizer:
             log.warning("in-loop attribute estimate failed: %s", error)
             return None
 
-    def _check(
-        self,
-        local: np.ndarray,
-        face: Face,
-        reference: np.ndarray,
-        target: Attributes | None,
-        before: Attributes | None,
-        limit: float,
-        trust_fast: bool = False,
-    ) -> Check:
+    def _check(self, local: np.ndarray, goal: Goal, before: Attributes | None) -> Check:
         """Return the checks of one composed candidate (``local`` is the crop the face sits in).
 
         Cheap checks first (identity, in-loop attributes, detection); the final estimator (``before`` is
-        its reading of the original) only for a candidate that passed them, and not when ``trust_fast``
-        (the fast estimators agree with it on the original) and the fast reading is clearly the same.
+        its reading of the original) only for a candidate that passed them, and not when the goal trusts
+        the fast estimators (they agree with it on the original) and the fast reading is clearly the same.
         With a final estimator the age is its call: a fast reading more than ``age_tolerance`` off does
         not refuse the candidate by itself (the two readers differ by more than that on a tenth of the
         synthetic faces, and the age that is reported, and must be kept, is the final one's).
         """
+        face, target, trust_fast = goal.face, goal.target, goal.trust_fast
         vector = self.embedder.embed(local, [dataclasses.replace(face, embeddings={})])[0]
-        value = similarity(self.embedder.metric, reference, vector)
-        check = Check(similarity=value, attributes=None, identity_ok=value < limit)
+        identity = judge(self.embedder, goal.reference, vector, goal.bar, goal.margin)
+        value = float(identity.value)  # type: ignore[arg-type]  # it ran: never None
+        check = Check(similarity=value, attributes=None, identity_ok=not identity.matched)
         if not check.identity_ok:
-            check.failures.append(f"{self.embedder.name} similarity {value:.3f} >= {limit:.3f}")
+            check.failures.append(
+                Failure("identity", f"{self.embedder.name} similarity {value:.3f} >= {goal.limit:.3f}", {"value": value, "limit": goal.limit})
+            )
         gated = self.final is not None and before is not None
-        fast_age: list[str] = []
+        fast_age: list[Failure] = []
         if target is not None:
             after = self._read(local, face, vector)
             check.attributes = after
             for failure in attribute_failures(target, after, self.preserve, self.age_tolerance):
-                (fast_age if gated and failure.startswith("age ") else check.failures).append(failure)
+                (fast_age if gated and failure.kind == "age" else check.failures).append(failure)
         if check.identity_ok and self.detector is not None and (not check.failures or not self.strict):
             check.detected = self._detected(local, face)
             if not check.detected:
-                check.failures.append("no face detected")
+                check.failures.append(Failure("undetected", "no face detected"))
         clear = not fast_age and trust_fast and target is not None and check.attributes is not None and _close(target, check.attributes, self.preserve)
         if not check.failures and gated and not clear:
             try:
@@ -319,21 +356,23 @@ def _close(a: Attributes, b: Attributes, preserve: tuple[str, ...]) -> bool:
     return "emotion" not in preserve or a.emotion == b.emotion
 
 
-def attribute_failures(before: Attributes, after: Attributes | None, preserve: tuple[str, ...], age_tolerance: float) -> list[str]:
+def attribute_failures(before: Attributes, after: Attributes | None, preserve: tuple[str, ...], age_tolerance: float) -> list[Failure]:
     """Return what changed beyond tolerance between two readings of the same face (empty: kept)."""
     if after is None:
-        return ["attributes unreadable"]
+        return [Failure("unreadable", "attributes unreadable")]
     failures = []
     if "sex" in preserve and before.sex and after.sex != before.sex:
         unsure = (before.sex_confidence or 0.0) < CLEAR_SEX
-        failures.append(f"sex {before.sex} -> {after.sex}" + (UNSURE if unsure else ""))
+        detail = f"sex {before.sex} -> {after.sex}" + (UNSURE if unsure else "")
+        failures.append(Failure("sex", detail, {"before": before.sex, "after": after.sex, "unsure": unsure}))
     if "age" in preserve and before.age is not None:
+        values = {"before": before.age, "after": after.age}
         if after.age is None or abs(after.age - before.age) > age_tolerance:
-            failures.append(f"age {before.age:.0f} -> {after.age if after.age is None else round(after.age)}")
+            failures.append(Failure("age", f"age {before.age:.0f} -> {after.age if after.age is None else round(after.age)}", values))
         elif swapped(before.age, after.age):
-            failures.append(f"age {before.age:.0f} -> {round(after.age)} (child/adult swap)")
+            failures.append(Failure("age", f"age {before.age:.0f} -> {round(after.age)} (child/adult swap)", values | {"swap": True}))
     if "emotion" in preserve and before.emotion and after.emotion != before.emotion:
-        failures.append(f"emotion {before.emotion} -> {after.emotion}")
+        failures.append(Failure("emotion", f"emotion {before.emotion} -> {after.emotion}", {"before": before.emotion, "after": after.emotion}))
     return failures
 
 
