@@ -96,7 +96,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.method == AUTO:
         from .pipeline import auto
 
-        method = auto(method_options("dp2", values, ignore_others=True), method_options("synthetic", values, ignore_others=True))
+        method = auto(
+            method_options("dp2", values, ignore_others=True), method_options("synthetic", values, ignore_others=True)
+        )
     else:
         method = method_options(args.method, values, ignore_others=True)
     return {
@@ -117,7 +119,9 @@ def _anonymizer(args: argparse.Namespace) -> Any:
 def _detection(args: argparse.Namespace) -> Any:
     from .options import Detection
 
-    return Detection(detector=args.detector, score_threshold=args.threshold, orientation=args.orientation, faceness=_faceness(args))
+    return Detection(
+        detector=args.detector, score_threshold=args.threshold, orientation=args.orientation, faceness=_faceness(args)
+    )
 
 
 def _faceness(args: argparse.Namespace) -> str | None:
@@ -134,7 +138,9 @@ def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
     return target
 
 
-def list_media(inputs: list[str], exclude: list[Path] | None = None, errors: list[str] | None = None) -> list[tuple[Path, Path]]:
+def list_media(
+    inputs: list[str], exclude: list[Path] | None = None, errors: list[str] | None = None
+) -> list[tuple[Path, Path]]:
     """Return ``(file, relative_name)`` for every input file and every image or video under input folders.
 
     Hidden files are left out of folders (they include the temporary outputs of an interrupted job),
@@ -185,7 +191,9 @@ def _plan(inputs: list[tuple[Path, Path]], out: Path, single: bool) -> list[tupl
     for index, target in enumerate(targets):
         other = sources.get(os.path.normcase(os.path.realpath(target)))
         if other is not None and other != index and index not in refusals:
-            refusals[index] = f"{show_path(unique[index][0])}: its output {show_path(target)} would overwrite the input {show_path(unique[other][0])}"
+            refusals[index] = (
+                f"{show_path(unique[index][0])}: its output {show_path(target)} would overwrite the input {show_path(unique[other][0])}"
+            )
     return [(path, targets[index], refusals.get(index)) for index, (path, _) in enumerate(unique)]
 
 
@@ -206,7 +214,9 @@ def _write_report(report: str, data: dict[str, Any]) -> int:
     try:
         write_atomic(report, json.dumps(data, indent=2).encode())
     except OSError as error:
-        _error(f"{show_path(report)}: cannot write the report ({error.strerror or one_line(error)}); the outputs are kept")
+        _error(
+            f"{show_path(report)}: cannot write the report ({error.strerror or one_line(error)}); the outputs are kept"
+        )
         return 1
     return 0
 
@@ -234,7 +244,11 @@ def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
     from .video import VideoAnonymizer
 
     return VideoAnonymizer(
-        anonymizer, detect_every=args.detect_every, tiles=not args.no_tiles, backfill=args.backfill, max_fps=args.max_fps
+        anonymizer,
+        detect_every=args.detect_every,
+        tiles=not args.no_tiles,
+        backfill=args.backfill,
+        max_fps=args.max_fps,
     )
 
 
@@ -260,7 +274,9 @@ def _frame_progress(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
     return update, bar
 
 
-def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path | None, partial: Path | None = None) -> dict[str, Any]:
+def _run_video(
+    args: argparse.Namespace, videos: Any, source: str, target: Path | None, partial: Path | None = None
+) -> dict[str, Any]:
     """Anonymise one video or stream into ``target``; write its track report and box CSV beside it; return the report."""
     progress, bar = _frame_progress(args, show_path(Path(source).name))
     try:
@@ -270,7 +286,14 @@ def _run_video(args: argparse.Namespace, videos: Any, source: str, target: Path 
             bar.close()
     if target is not None:
         report.write_beside(target)
-    log.info("%s -> %s (%d frames, %d tracks, %.1f fps)", source, target, report.frames_written, len(report.tracks), report.fps)
+    log.info(
+        "%s -> %s (%d frames, %d tracks, %.1f fps)",
+        source,
+        target,
+        report.frames_written,
+        len(report.tracks),
+        report.fps,
+    )
     return report.to_dict()
 
 
@@ -279,7 +302,14 @@ def _settings_digest(args: argparse.Namespace) -> str:
     from .pipeline import ATTRIBUTE_NAMES, settings_of
 
     options = _options(args)
-    settings = settings_of(options["method"], ATTRIBUTE_NAMES, options["seed"], options["detection"], options["checks"], options["fallback"])
+    settings = settings_of(
+        options["method"],
+        ATTRIBUTE_NAMES,
+        options["seed"],
+        options["detection"],
+        options["checks"],
+        options["fallback"],
+    )
     outputs = ("detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
     settings |= {k: getattr(args, k, None) for k in outputs}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -336,11 +366,15 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         if args.report:
             status = max(status, _write_report(args.report, data))
         if not args.quiet:
-            print(f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr)
+            print(
+                f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr
+            )
         return status
     for item in args.inputs:
         if os.path.isdir(item) and os.path.realpath(item) == os.path.realpath(out):
-            raise CondanonError(f"-o {show_path(out)}: is the input folder itself; give another folder (it may lie inside)")
+            raise CondanonError(
+                f"-o {show_path(out)}: is the input folder itself; give another folder (it may lie inside)"
+            )
     walk_errors: list[str] = []
     inputs = list_media(args.inputs, exclude=[out], errors=walk_errors)
     if not inputs and not walk_errors:
@@ -350,7 +384,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     if not single and (out.exists() or out.is_symlink()) and not out.is_dir():
         raise CondanonError(
             f"-o {show_path(out)}: an existing file, not a folder; {len(inputs)} inputs need an output folder"
-            if len(inputs) > 1 else f"-o {show_path(out)}: an existing file that is not an image or video name; give a folder or an image file"
+            if len(inputs) > 1
+            else f"-o {show_path(out)}: an existing file that is not an image or video name; give a folder or an image file"
         )
     _check_report(args.report)
     check_writable(out.parent if single else out, f"output {show_path(out)}")
@@ -364,7 +399,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         try:
             job = Job(out, _settings_digest(args))
         except OSError as error:
-            raise CondanonError(f"output {show_path(out)}: cannot keep the job state there ({error.strerror or one_line(error)})") from None
+            raise CondanonError(
+                f"output {show_path(out)}: cannot keep the job state there ({error.strerror or one_line(error)})"
+            ) from None
         job.clean_partials()
         remove_stale_temps(out, recursive=True)
     failures = skipped = 0
@@ -454,8 +491,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         faces = sum(len(r.get("faces", [])) for r in reports)
         tracks = sum(len(r.get("tracks", [])) for r in reports)
         done_before = f", {skipped} done before" if skipped else ""
-        print(f"{len(plan) - input_failures}/{len(plan)} inputs anonymized{done_before}, {faces} faces in images, "
-              f"{tracks} tracks in videos", file=sys.stderr)
+        print(
+            f"{len(plan) - input_failures}/{len(plan)} inputs anonymized{done_before}, {faces} faces in images, "
+            f"{tracks} tracks in videos",
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 
@@ -490,7 +530,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             attributes = face.attributes.to_dict() if face.attributes else {}
             x1, y1, x2, y2 = face.box.to_list()
             rows.append(
-                {"source": str(path), "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(face.score, 4)}
+                {
+                    "source": str(path),
+                    "face": index,
+                    "x1": x1,
+                    "y1": y1,
+                    "x2": x2,
+                    "y2": y2,
+                    "score": round(face.score, 4),
+                }
                 | {"uncertain": face.uncertain, "faceness": None if face.faceness is None else round(face.faceness, 4)}
                 | {k: attributes.get(k) for k in ATTRIBUTE_FIELDS}
             )
@@ -542,7 +590,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from .evaluation.report import markdown_table
 
         result = evaluate(
-            args.data, methods=methods, limit=args.limit, seed=args.seed, out=args.out, workers=args.workers,
+            args.data,
+            methods=methods,
+            limit=args.limit,
+            seed=args.seed,
+            out=args.out,
+            workers=args.workers,
             progress=not args.quiet,
         )
         overall = result.summaries.get("all") or next(iter(result.summaries.values()))
@@ -550,8 +603,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for error in result.errors:
             _error(error)
         if not args.quiet:
-            print(f"{len(result.records) // max(1, len(result.methods))} photos in {result.seconds:.0f} s; "
-                  f"report in {args.out}", file=sys.stderr)
+            print(
+                f"{len(result.records) // max(1, len(result.methods))} photos in {result.seconds:.0f} s; "
+                f"report in {args.out}",
+                file=sys.stderr,
+            )
         status = 1 if result.errors else 0
     if args.videos:
         from .evaluation.video_run import evaluate_videos, markdown
@@ -561,8 +617,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             _error("no videos found in --videos")
             return 1
         say = None if args.quiet else (lambda text: print(f"evaluating {text}", file=sys.stderr))
-        rows = evaluate_videos(videos, methods, args.out, every=args.every, detect_every=args.detect_every, tiles=not args.no_tiles,
-                               seed=args.seed, progress=say)
+        rows = evaluate_videos(
+            videos,
+            methods,
+            args.out,
+            every=args.every,
+            detect_every=args.detect_every,
+            tiles=not args.no_tiles,
+            seed=args.seed,
+            progress=say,
+        )
         print(markdown(rows, args.every))
     return status
 
@@ -614,8 +678,11 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     if not args.quiet:
         faces = sum(e.faces for e in entries)
         fallbacks = sum(e.fallbacks for e in entries)
-        print(f"{len(inputs) - failures}/{len(inputs)} sheets in {out}, {faces} faces, {fallbacks} fallbacks; "
-              f"see {out / 'index.md'}", file=sys.stderr)
+        print(
+            f"{len(inputs) - failures}/{len(inputs)} sheets in {out}, {faces} faces, {fallbacks} fallbacks; "
+            f"see {out / 'index.md'}",
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 
@@ -638,38 +705,76 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     anon = sub.add_parser(
-        "anonymize", help="anonymise images (files and folders)", epilog=ANONYMIZE_EPILOG,
+        "anonymize",
+        help="anonymise images (files and folders)",
+        epilog=ANONYMIZE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    anon.add_argument("inputs", nargs="+",
-                      help="image and video files, folders (walked recursively), or one stream (rtsp://..., http://..., camera:0)")
-    anon.add_argument("-o", "--output", required=True,
-                      help="output folder (a resumable job), or file for one input; 'none' for a stream: reports only")
-    anon.add_argument("--method", default="synthetic", choices=method_names(),
-                      help="synthetic: a new face with the same age, sex, expression and pose (default); "
-                           "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md); "
-                           "auto: dp2 where PyTorch and its checkpoint are installed, else synthetic")
+    anon.add_argument(
+        "inputs",
+        nargs="+",
+        help="image and video files, folders (walked recursively), or one stream (rtsp://..., http://..., camera:0)",
+    )
+    anon.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder (a resumable job), or file for one input; 'none' for a stream: reports only",
+    )
+    anon.add_argument(
+        "--method",
+        default="synthetic",
+        choices=method_names(),
+        help="synthetic: a new face with the same age, sex, expression and pose (default); "
+        "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md); "
+        "auto: dp2 where PyTorch and its checkpoint are installed, else synthetic",
+    )
     for flag, keywords in cli_options().values():  # each method's options (condanon.methods), defaults per method
         anon.add_argument(flag, **keywords)
     anon.add_argument("--report", help="write a JSON report of every face to this file")
     anon.add_argument("--seed", type=int, default=0)
-    anon.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"detector backend (default {DEFAULT_DETECTOR}; yunet, yunet+hog, blazeface, ...)")
+    anon.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"detector backend (default {DEFAULT_DETECTOR}; yunet, yunet+hog, blazeface, ...)",
+    )
     anon.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
-    anon.add_argument("--orientation", default="auto", choices=["auto", "full", "off"],
-                      help="photos: search turned views for sideways, upside-down and tilted faces (auto: fully where "
-                           "the upright pass suggests it, docs/detection.md)")
-    anon.add_argument("--faceness", default=DEFAULT_FACENESS, choices=[DEFAULT_FACENESS, "none"],
-                      help="check each detection is a real face: doubtful ones (crests, hands, mannequins, some profiles) "
-                           "are obscured by the fallback, never synthesised, and reported uncertain")
+    anon.add_argument(
+        "--orientation",
+        default="auto",
+        choices=["auto", "full", "off"],
+        help="photos: search turned views for sideways, upside-down and tilted faces (auto: fully where "
+        "the upright pass suggests it, docs/detection.md)",
+    )
+    anon.add_argument(
+        "--faceness",
+        default=DEFAULT_FACENESS,
+        choices=[DEFAULT_FACENESS, "none"],
+        help="check each detection is a real face: doubtful ones (crests, hands, mannequins, some profiles) "
+        "are obscured by the fallback, never synthesised, and reported uncertain",
+    )
     anon.add_argument("--fallback", default="mask", choices=FALLBACKS)
     anon.add_argument("--no-verify", action="store_true", help="skip the identity check on the output (faster)")
     anon.add_argument("--keep-metadata", action="store_true", help="keep EXIF and ICC metadata (stripped by default)")
     vid = anon.add_argument_group("video and streams")
-    vid.add_argument("--detect-every", type=int, default=2, help="frames between detections; tracks bridge the others "
-                     "(5 is 2-3x faster and leaks more faces in crowds: docs/video.md)")
-    vid.add_argument("--no-tiles", action="store_true", help="skip YuNet's native-resolution tiles on frames over 1280 px (faster, misses small faces)")
-    vid.add_argument("--backfill", type=int, help="frames covered before a track's first detection (default 2 keyframes)")
-    vid.add_argument("--codec", default="libx264", help="video encoder (FFmpeg name: libx264, libx265, mpeg4, libvpx-vp9)")
+    vid.add_argument(
+        "--detect-every",
+        type=int,
+        default=2,
+        help="frames between detections; tracks bridge the others "
+        "(5 is 2-3x faster and leaks more faces in crowds: docs/video.md)",
+    )
+    vid.add_argument(
+        "--no-tiles",
+        action="store_true",
+        help="skip YuNet's native-resolution tiles on frames over 1280 px (faster, misses small faces)",
+    )
+    vid.add_argument(
+        "--backfill", type=int, help="frames covered before a track's first detection (default 2 keyframes)"
+    )
+    vid.add_argument(
+        "--codec", default="libx264", help="video encoder (FFmpeg name: libx264, libx265, mpeg4, libvpx-vp9)"
+    )
     vid.add_argument("--crf", type=int, default=20, help="x264/x265 quality (lower = better, bigger)")
     vid.add_argument("--preset", default="veryfast", help="x264/x265 speed preset")
     vid.add_argument("--no-audio", action="store_true", help="drop the audio track (copied by default)")
@@ -683,20 +788,31 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("-o", "--output", help="write to this file instead of standard output")
     ana.add_argument("--detector", default=DEFAULT_DETECTOR)
     ana.add_argument("--threshold", type=float, help="YuNet detection score threshold (default 0.6)")
-    ana.add_argument("--orientation", default="auto", choices=["auto", "full", "off"], help="search turned views for faces")
-    ana.add_argument("--faceness", default=DEFAULT_FACENESS, choices=[DEFAULT_FACENESS, "none"],
-                     help="mark doubtful detections (crests, hands, mannequins) uncertain: not people to count")
+    ana.add_argument(
+        "--orientation", default="auto", choices=["auto", "full", "off"], help="search turned views for faces"
+    )
+    ana.add_argument(
+        "--faceness",
+        default=DEFAULT_FACENESS,
+        choices=[DEFAULT_FACENESS, "none"],
+        help="mark doubtful detections (crests, hands, mannequins) uncertain: not people to count",
+    )
     ana.add_argument("-q", "--quiet", action="store_true")
     ana.set_defaults(func=cmd_analyze)
 
     ev = sub.add_parser("evaluate", help="measure privacy against utility for each method on labelled datasets")
     ev.add_argument("--data", nargs="+", help="photo dataset folders (each with an index.csv)")
-    ev.add_argument("--videos", nargs="+", help="videos or folders of videos: leaked frames, track consistency, jitter, fps")
+    ev.add_argument(
+        "--videos", nargs="+", help="videos or folders of videos: leaked frames, track consistency, jitter, fps"
+    )
     ev.add_argument("--every", type=int, default=1, help="videos: leak-test every Nth frame (1: all, the real metric)")
     ev.add_argument("--detect-every", type=int, default=2, help="videos: frames between detections")
     ev.add_argument("--no-tiles", action="store_true", help="videos: no native-resolution tiles")
-    ev.add_argument("--methods", default="synthetic,blur,pixelate,mask",
-                    help="comma-separated; options as name:key=value (e.g. blur:strength=0.25); 'original' is always added")
+    ev.add_argument(
+        "--methods",
+        default="synthetic,blur,pixelate,mask",
+        help="comma-separated; options as name:key=value (e.g. blur:strength=0.25); 'original' is always added",
+    )
     ev.add_argument("--limit", type=int, help="photos per dataset (a seeded random draw), for a quick run")
     ev.add_argument("--out", default="evaluation", help="report folder (tables, JSON, CSV, plots, contact sheet)")
     ev.add_argument("--seed", type=int, default=0)

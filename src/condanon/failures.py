@@ -64,7 +64,9 @@ def first_kind(failures: list[Failure]) -> FailureKind | None:
 
 def uncertain_failure(doubt: str | None) -> Failure:
     """Return why a doubtful detection is obscured rather than synthesised (photos and videos alike)."""
-    return Failure("uncertain", f"uncertain face, obscured, not synthesised: {doubt or 'doubtful detection'}", {"doubt": doubt})
+    return Failure(
+        "uncertain", f"uncertain face, obscured, not synthesised: {doubt or 'doubtful detection'}", {"doubt": doubt}
+    )
 
 
 def small_failure(height: float, least: float, purpose: str) -> Failure:

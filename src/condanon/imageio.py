@@ -37,7 +37,14 @@ Checked here from the header, before anything is decoded; Pillow's own global gu
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 _FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
 }
 _BOMB = re.compile(r"\((\d+) pixels\)")
 
@@ -107,14 +114,18 @@ def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
     if kind in "iu":
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
-            raise ImageError(f"{what}: {array.dtype} values {low}..{high} are not pixel values (want 0..255, or uint16)")
+            raise ImageError(
+                f"{what}: {array.dtype} values {low}..{high} are not pixel values (want 0..255, or uint16)"
+            )
         return array.astype(np.uint8)
     if kind == "f":
         if not np.isfinite(array).all():
             raise ImageError(f"{what}: {array.dtype} array holds NaN or infinite values")
         low, high = float(array.min()), float(array.max())
         if low < 0 or high > 255:
-            raise ImageError(f"{what}: {array.dtype} values {low:g}..{high:g} are not pixel values (want 0..1, or 0..255)")
+            raise ImageError(
+                f"{what}: {array.dtype} values {low:g}..{high:g} are not pixel values (want 0..1, or 0..255)"
+            )
         scale = 255.0 if high <= 1.0 else 1.0
         return np.clip(array.astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8)
     raise ImageError(f"{what}: unsupported dtype {array.dtype} (want uint8, uint16, bool, integers or floats)")
@@ -194,7 +205,9 @@ def _open(path: str | os.PathLike[str]) -> tuple[str, Image.Image]:
         found = _BOMB.search(str(error))
         pixels = int(found.group(1)) if found else None
         if pixels is not None and pixels > MAX_PIXELS:
-            raise ImageError(f"{name}: image is {pixels / 1e6:.0f} MP, over the {MAX_PIXELS / 1e6:.0f} MP limit") from None
+            raise ImageError(
+                f"{name}: image is {pixels / 1e6:.0f} MP, over the {MAX_PIXELS / 1e6:.0f} MP limit"
+            ) from None
         raise ImageError(f"{name}: refused by the host program's Pillow pixel limit ({one_line(error)})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unknown or unsupported format)") from None
@@ -289,14 +302,23 @@ def encode_frames(frames: Frames, suffix: str, metadata: dict[str, Any] | None =
     """
     suffix = suffix.lower()
     if suffix not in _FORMATS:
-        raise ImageError(f"cannot write images as {suffix or 'files without a suffix'} (use one of {', '.join(_FORMATS)})")
+        raise ImageError(
+            f"cannot write images as {suffix or 'files without a suffix'} (use one of {', '.join(_FORMATS)})"
+        )
     kind = _FORMATS[suffix]
     images = [Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])) for bgr in frames.images]
     alpha = frames.alpha
-    if alpha is not None and len(images) == 1 and kind in ("PNG", "WEBP", "TIFF") and alpha.shape == frames.images[0].shape[:2]:
+    if (
+        alpha is not None
+        and len(images) == 1
+        and kind in ("PNG", "WEBP", "TIFF")
+        and alpha.shape == frames.images[0].shape[:2]
+    ):
         images[0].putalpha(Image.fromarray(alpha))  # transparency kept: only the colour channels hold faces
     if len(images) > 1 and kind not in ("GIF", "TIFF", "PNG", "WEBP"):
-        raise ImageError(f"cannot write {len(images)} frames as {suffix} (one image only): use .gif, .tif, .png or .webp")
+        raise ImageError(
+            f"cannot write {len(images)} frames as {suffix} (one image only): use .gif, .tif, .png or .webp"
+        )
     options: dict[str, Any] = dict(metadata or {})
     if kind in ("JPEG", "WEBP"):
         options["quality"] = quality
@@ -418,7 +440,9 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder") 
         os.close(fd)
         os.unlink(tmp)
     except OSError as error:
-        raise CondanonError(f"{what}: cannot write in {show_path(probe)} ({error.strerror or one_line(error)})") from None
+        raise CondanonError(
+            f"{what}: cannot write in {show_path(probe)} ({error.strerror or one_line(error)})"
+        ) from None
 
 
 def write_image(
@@ -428,7 +452,9 @@ def write_image(
     write_atomic(path, encode_image(bgr, Path(path).suffix, metadata, quality))
 
 
-def write_frames(path: str | os.PathLike[str], frames: Frames, metadata: dict[str, Any] | None = None, quality: int = 95) -> None:
+def write_frames(
+    path: str | os.PathLike[str], frames: Frames, metadata: dict[str, Any] | None = None, quality: int = 95
+) -> None:
     """Encode every frame of ``frames`` by the suffix of ``path`` (animation or pages) and write them atomically."""
     write_atomic(path, encode_frames(frames, Path(path).suffix, metadata, quality))
 
@@ -472,7 +498,11 @@ def list_images(
                 dirnames[:] = []
                 continue
             if (st.st_dev, st.st_ino) in seen or os.path.realpath(dirpath) in excluded:
-                log.info("%s: skipped (%s)", show_path(dirpath), "walked already: a link loop" if (st.st_dev, st.st_ino) in seen else "the output folder")
+                log.info(
+                    "%s: skipped (%s)",
+                    show_path(dirpath),
+                    "walked already: a link loop" if (st.st_dev, st.st_ino) in seen else "the output folder",
+                )
                 dirnames[:] = []
                 continue
             seen.add((st.st_dev, st.st_ino))

@@ -160,7 +160,9 @@ class Job:
         target = Path(target)
         partial = target.parent / f".{target.stem}.condanon-{secrets.token_hex(4)}.partial{target.suffix}"
         with self._mutex:
-            self._db.execute("INSERT OR REPLACE INTO partials (path, target) VALUES (?, ?)", (_key(partial), _key(target)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO partials (path, target) VALUES (?, ?)", (_key(partial), _key(target))
+            )
         return partial
 
     def clean_partials(self) -> list[Path]:
@@ -206,8 +208,15 @@ class Job:
         return JobEntry(*row) if row is not None else None
 
     def _upsert(
-        self, source: str, target: str, status: str, error: str | None, size: int, mtime_ns: int,
-        started: float | None, finished: float | None,
+        self,
+        source: str,
+        target: str,
+        status: str,
+        error: str | None,
+        size: int,
+        mtime_ns: int,
+        started: float | None,
+        finished: float | None,
     ) -> None:
         row = (source, target, status, error, size, mtime_ns, self.settings, started, finished)
         with self._mutex:

@@ -102,7 +102,9 @@ class SyntheticOptions(SynthesisOptions):
     """
 
     name: ClassVar[str] = "synthetic"
-    candidates: int = _option(6, "--candidates", "synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)", type=int)
+    candidates: int = _option(
+        6, "--candidates", "synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)", type=int
+    )
     shape_mix: float = 1.0
     feature_mix: float = 1.0
 
@@ -123,16 +125,29 @@ class DP2Options(SynthesisOptions):
     """
 
     name: ClassVar[str] = "dp2"
-    candidates: int = _option(4, "--candidates", "synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)", type=int)
-    weights: str = _option("fdf256", "--dp2-weights", "dp2 checkpoint: fdf256, fdf128 (in $TORCH_HOME/hub/checkpoints) or a file")
-    truncation: float = _option(0.5, "--truncation", "dp2: truncation of the candidates after the first (0: DP2's average latent, 1: none)", type=float)
-    steps: int = _option(0, "--dp2-steps", "dp2: gradient steps on the best candidate's latent when none passed (~3 s each)", type=int)
+    candidates: int = _option(
+        4, "--candidates", "synthetic/dp2 candidates tried per face before the fallback (default 6 / 4)", type=int
+    )
+    weights: str = _option(
+        "fdf256", "--dp2-weights", "dp2 checkpoint: fdf256, fdf128 (in $TORCH_HOME/hub/checkpoints) or a file"
+    )
+    truncation: float = _option(
+        0.5,
+        "--truncation",
+        "dp2: truncation of the candidates after the first (0: DP2's average latent, 1: none)",
+        type=float,
+    )
+    steps: int = _option(
+        0, "--dp2-steps", "dp2: gradient steps on the best candidate's latent when none passed (~3 s each)", type=int
+    )
 
     def backend(self, embedder: Any, checks: Any, detect: Any, final: Any) -> Any:
         """Return the `DP2Synthesizer` (imports PyTorch: only for this method)."""
         from .dp2.synthesizer import DP2Synthesizer
 
-        return DP2Synthesizer(embedder, checks, detect, final, weights=self.weights, truncation=self.truncation, steps=self.steps)
+        return DP2Synthesizer(
+            embedder, checks, detect, final, weights=self.weights, truncation=self.truncation, steps=self.steps
+        )
 
 
 METHOD_OPTIONS: dict[str, type[MethodOptions]] = {
@@ -143,7 +158,9 @@ AUTO = "auto"
 """Not a method of its own: ``dp2`` where PyTorch and its checkpoint are installed, else ``synthetic`` (`resolve_method`)."""
 METHODS: tuple[str, ...] = (*METHOD_OPTIONS, AUTO)
 """The built-in methods' names (`method_names` also lists registered ones)."""
-FALLBACKS: tuple[str, ...] = tuple(name for name, options in METHOD_OPTIONS.items() if issubclass(options, ObscureOptions))
+FALLBACKS: tuple[str, ...] = tuple(
+    name for name, options in METHOD_OPTIONS.items() if issubclass(options, ObscureOptions)
+)
 
 
 def register_method(options: type[SynthesisOptions]) -> type[SynthesisOptions]:
@@ -167,7 +184,9 @@ def option_names(method: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(_options_class(method)))
 
 
-def method_options(method: str, values: Mapping[str, Any] | None = None, *, ignore_others: bool = False) -> MethodOptions:
+def method_options(
+    method: str, values: Mapping[str, Any] | None = None, *, ignore_others: bool = False
+) -> MethodOptions:
     """Return ``method``'s options from ``values`` (missing ones keep their defaults, ``None`` values too).
 
     A name that is not one of the method's options is a `ConfigError` (it lists the known ones), unless
@@ -178,7 +197,9 @@ def method_options(method: str, values: Mapping[str, Any] | None = None, *, igno
     values = {k: v for k, v in (values or {}).items() if v is not None}
     unknown = sorted(set(values) - set(known))
     if unknown and not ignore_others:
-        raise ConfigError(f"{method} has no option {', '.join(map(repr, unknown))} (its options: {', '.join(known) or 'none'})")
+        raise ConfigError(
+            f"{method} has no option {', '.join(map(repr, unknown))} (its options: {', '.join(known) or 'none'})"
+        )
     return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -196,5 +217,8 @@ def cli_options() -> dict[str, tuple[str, dict[str, Any]]]:
         for f in dataclasses.fields(cls):
             flag = f.metadata.get("flag")
             if flag and f.name not in out:
-                out[f.name] = (flag, {"dest": f.name, "default": None, "help": f.metadata["help"], **f.metadata["argparse"]})
+                out[f.name] = (
+                    flag,
+                    {"dest": f.name, "default": None, "help": f.metadata["help"], **f.metadata["argparse"]},
+                )
     return out

@@ -99,7 +99,9 @@ class View:
         """Return ``bgr`` turned into this view (the corners outside the image are black)."""
         if self.exact:
             return cv2.rotate(bgr, QUARTER_TURNS[int(self.angle)])
-        return cv2.warpAffine(bgr, _pixel_centres(self.matrix), self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return cv2.warpAffine(
+            bgr, _pixel_centres(self.matrix), self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
 
     def paste_back(self, target: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Copy into ``target`` (in place) the pixels that differ between the views ``before`` and ``after``.
@@ -110,7 +112,9 @@ class View:
         if not changed.any():
             return np.zeros(target.shape[:2], bool)
         if self.exact:
-            undo = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[int(self.angle)]
+            undo = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[
+                int(self.angle)
+            ]
             back = cv2.rotate(after, undo)
             mask = cv2.rotate(changed.astype(np.uint8), undo).astype(bool)
         else:
@@ -208,7 +212,9 @@ class OrientationSearch:
         self.view_score = view_score
         self.replace_margin = replace_margin
 
-    def search(self, bgr: np.ndarray, upright: list[Face]) -> tuple[list[Face], list[tuple[View, np.ndarray, list[Face]]]]:
+    def search(
+        self, bgr: np.ndarray, upright: list[Face]
+    ) -> tuple[list[Face], list[tuple[View, np.ndarray, list[Face]]]]:
         """Return the upright faces to keep, and each view that holds faces: ``(view, its pixels, its faces)``, the
         faces in the view's coordinates.
 
@@ -227,10 +233,16 @@ class OrientationSearch:
         for angle in self.angles:
             view = View.of(width, height, angle)
             if view.size[0] * view.size[1] > MAX_VIEW_GROWTH * width * height:
-                log.info("no search at %.0f degrees: the view of a %dx%d image would be too large", angle, width, height)
+                log.info(
+                    "no search at %.0f degrees: the view of a %dx%d image would be too large", angle, width, height
+                )
                 continue
             pixels = view.image(bgr)
-            new = [] if full_everywhere else self._new_faces(view, self._detect(pixels, self._probe_side(view, upright)), upright)
+            new = (
+                []
+                if full_everywhere
+                else self._new_faces(view, self._detect(pixels, self._probe_side(view, upright)), upright)
+            )
             if full_everywhere or new:
                 new = self._new_faces(view, self._detect(pixels, self.max_side), upright) or new
             if new:
@@ -253,7 +265,9 @@ class OrientationSearch:
         if views:  # the image holds turned faces: weak upright hits there are often turned hands and objects
             for face in upright:
                 if face.score < self.view_score:
-                    face.mark_uncertain(f"weak upright hit (score {face.score:.2f}, under {self.view_score:.2f}) in a photo of turned faces")
+                    face.mark_uncertain(
+                        f"weak upright hit (score {face.score:.2f}, under {self.view_score:.2f}) in a photo of turned faces"
+                    )
         return upright, views
 
     def _probe_side(self, view: View, upright: list[Face]) -> int:
@@ -275,7 +289,10 @@ class OrientationSearch:
                 continue
             face.angle = view.angle
             mapped = view.face_to_image(face)
-            clash = any(overlap(mapped, u) >= self.new_face_overlap and u.score + self.replace_margin >= face.score for u in upright)
+            clash = any(
+                overlap(mapped, u) >= self.new_face_overlap and u.score + self.replace_margin >= face.score
+                for u in upright
+            )
             if mapped.box.area > 0 and not clash:
                 new.append((face, mapped))
         return new

@@ -69,7 +69,9 @@ def resolve_method(method: str, dp2_weights: str = "fdf256") -> str:
     else:
         entry = MODELS.get(f"dp2-{dp2_weights}")
         present = entry.locate().is_file() if entry is not None else Path(dp2_weights).expanduser().is_file()
-        chosen, why = ("dp2", f"checkpoint {dp2_weights} found") if present else ("synthetic", f"no dp2 checkpoint {dp2_weights}")
+        chosen, why = (
+            ("dp2", f"checkpoint {dp2_weights} found") if present else ("synthetic", f"no dp2 checkpoint {dp2_weights}")
+        )
     log.info("method auto: %s (%s)", chosen, why)
     return chosen
 
@@ -123,14 +125,21 @@ def _obscurer(options: MethodOptions) -> Obscurer:
     return OBSCURERS.create(options.name, **values)
 
 
-def _synthesizer(options: SynthesisOptions, embedder: Embedder, preserve: tuple[str, ...], estimator: Any) -> CheckedSynthesizer:
+def _synthesizer(
+    options: SynthesisOptions, embedder: Embedder, preserve: tuple[str, ...], estimator: Any
+) -> CheckedSynthesizer:
     """Return the synthesis backend of ``options``, with the checks every backend shares."""
     checks = LoopChecks(preserve=preserve, candidates=options.candidates, margin=options.margin, strict=options.strict)
     return options.backend(embedder, checks, DETECTORS.create("yunet"), estimator)  # yunet: the still-a-face check
 
 
 def settings_of(
-    method: MethodOptions, preserve: Iterable[str], seed: int, detection: Detection, checks: Checks, fallback: MethodOptions
+    method: MethodOptions,
+    preserve: Iterable[str],
+    seed: int,
+    detection: Detection,
+    checks: Checks,
+    fallback: MethodOptions,
 ) -> dict[str, Any]:
     """Return the settings an `Anonymizer` built from these options runs with (`Anonymizer.settings`), without building it."""
     return {
@@ -226,9 +235,15 @@ class Anonymizer:
         A face found in a turned view (``face.angle != 0``) has the box that holds its turned box, and its
         landmarks mapped back to the image.
         """
-        return [face if view is None else view.face_to_image(face) for view, _, faces in self._find(bgr, timings) for face in faces]
+        return [
+            face if view is None else view.face_to_image(face)
+            for view, _, faces in self._find(bgr, timings)
+            for face in faces
+        ]
 
-    def _find(self, bgr: np.ndarray, timings: dict[str, float] | None = None) -> list[tuple[View | None, np.ndarray, list[Face]]]:
+    def _find(
+        self, bgr: np.ndarray, timings: dict[str, float] | None = None
+    ) -> list[tuple[View | None, np.ndarray, list[Face]]]:
         """Return ``(view, view pixels, faces in view coordinates)``: the upright image first, then turned views."""
         timings = {} if timings is None else timings
         start = time.perf_counter()
@@ -331,7 +346,9 @@ class Anonymizer:
             if self.synthesizer is not None and face.uncertain:
                 self._fall_back(output, report, uncertain_failure(face.doubt))
             elif self.synthesizer is not None and face.box.height < MIN_SYNTHETIC_HEIGHT:
-                self._fall_back(output, report, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "to check a synthetic face"))
+                self._fall_back(
+                    output, report, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "to check a synthetic face")
+                )
             elif self.synthesizer is not None:
                 outcome = self.synthesizer.synthesize(original, output, report.face, rng)
                 report.attempts = outcome.attempts
@@ -345,7 +362,9 @@ class Anonymizer:
             raise  # a broken model file is a configuration failure for the whole run, not one face's
         except Exception as error:
             log.debug("%s failed for face %d", self.method, report.index, exc_info=True)
-            self._fall_back(output, report, Failure("error", f"{self.method} failed: {error}", {"error": type(error).__name__}))
+            self._fall_back(
+                output, report, Failure("error", f"{self.method} failed: {error}", {"error": type(error).__name__})
+            )
         report.timings_ms["anonymize"] = _ms(start)
 
     def _fall_back(self, output: np.ndarray, report: FaceReport, failure: Failure) -> None:
@@ -401,14 +420,18 @@ class Anonymizer:
             if report.verdict == "fallback":
                 continue
             if check.matched is None:
-                self._fall_back(output, report, Failure("unchecked", f"identity check with {self.embedder.name} could not run"))
+                self._fall_back(
+                    output, report, Failure("unchecked", f"identity check with {self.embedder.name} could not run")
+                )
                 failed.append(report)
             elif check.matched:
                 detail = (
                     f"{self.embedder.name} still recognised the person after {self.method} "
                     f"({check.metric} {check.value:.3f} vs bar {check.threshold:.3f})"
                 )
-                self._fall_back(output, report, Failure("identity", detail, {"value": check.value, "bar": check.threshold}))
+                self._fall_back(
+                    output, report, Failure("identity", detail, {"value": check.value, "bar": check.threshold})
+                )
                 failed.append(report)
         if failed:  # the reports describe the final pixels: check the fallbacks again
             refreshed = self._check_identity(original, output, failed)

@@ -219,8 +219,10 @@ def render_sheet(original: np.ndarray, result: Result, max_side: int = 1600) -> 
     """
     anonymised = result.bgr
     if original.shape[:2] != anonymised.shape[:2]:
-        raise ValueError(f"original is {original.shape[1]}x{original.shape[0]} px but the result is "
-                         f"{anonymised.shape[1]}x{anonymised.shape[0]} px")
+        raise ValueError(
+            f"original is {original.shape[1]}x{original.shape[0]} px but the result is "
+            f"{anonymised.shape[1]}x{anonymised.shape[0]} px"
+        )
     height, width = original.shape[:2]
     size = scaled_size(width, height, max_side)
     if size != (width, height):

@@ -23,4 +23,11 @@ from .base import (
 )
 from .combined import AveragedEstimator, StackedAgeSex
 
-__all__ = ["ATTRIBUTE_ESTIMATORS", "AttributeEstimator", "AveragedEstimator", "CombinedEstimator", "StackedAgeSex", "estimate_each"]
+__all__ = [
+    "ATTRIBUTE_ESTIMATORS",
+    "AttributeEstimator",
+    "AveragedEstimator",
+    "CombinedEstimator",
+    "StackedAgeSex",
+    "estimate_each",
+]

@@ -19,7 +19,9 @@ class AveragedEstimator:
 
     provides = ("age", "sex")
 
-    def __init__(self, estimators: list[AttributeEstimator], weights: list[float] | None = None, name: str = "") -> None:
+    def __init__(
+        self, estimators: list[AttributeEstimator], weights: list[float] | None = None, name: str = ""
+    ) -> None:
         self.estimators = estimators
         self.weights = np.asarray(weights or [1.0] * len(estimators), dtype=np.float64)
         self.weights /= self.weights.sum()

@@ -74,7 +74,9 @@ class SFaceDlibProbe:
         if not faces:
             return []
         male, ages, spreads = self.predict(image, faces)
-        return [Attributes(age=float(a), age_std=float(s), **sex_fields(float(p))) for p, a, s in zip(male, ages, spreads)]
+        return [
+            Attributes(age=float(a), age_std=float(s), **sex_fields(float(p))) for p, a, s in zip(male, ages, spreads)
+        ]
 
 
 @ATTRIBUTE_ESTIMATORS.register("sface-dlib-probe")

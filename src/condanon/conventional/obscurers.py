@@ -38,7 +38,9 @@ def region(box: Box, scale: float, width: int, height: int) -> tuple[int, int, i
     return x1, y1, max(x1, x2), max(y1, y2)
 
 
-def region_mask(box: Box, scale: float, shape: Shape, width: int, height: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
+def region_mask(
+    box: Box, scale: float, shape: Shape, width: int, height: int
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """Return the clipped region and a boolean mask of the pixels to change inside it (empty when the region is outside the image)."""
     x1, y1, x2, y2 = region(box, scale, width, height)
     mask = np.zeros((y2 - y1, x2 - x1), dtype=np.uint8)
@@ -102,8 +104,12 @@ class Blur(_Obscurer):
         height, width = patch.shape[:2]
         # a big kernel is the same blur on a smaller copy (8x fewer pixels per halving of the size): much faster
         shrink = min(1.0, BLUR_KERNEL / kernel)
-        small = patch if shrink == 1.0 else cv2.resize(
-            patch, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+        small = (
+            patch
+            if shrink == 1.0
+            else cv2.resize(
+                patch, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+            )
         )
         size = kernel if shrink == 1.0 else BLUR_KERNEL
         sigma = size / 3.0
@@ -127,7 +133,9 @@ class Pixelate(_Obscurer):
         """Return the patch as a mosaic whose cells are ``box size / blocks`` pixels wide."""
         height, width = patch.shape[:2]
         cell = max(2.0, max(box.width, box.height) / self.blocks)
-        small = cv2.resize(patch, (max(1, round(width / cell)), max(1, round(height / cell))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            patch, (max(1, round(width / cell)), max(1, round(height / cell))), interpolation=cv2.INTER_AREA
+        )
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 

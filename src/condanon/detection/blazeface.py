@@ -71,7 +71,9 @@ def landmarks5(keypoints: np.ndarray) -> np.ndarray:
     return np.stack([right_eye, left_eye, nose, mouth - half, mouth + half]).astype(np.float32)
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float, np.ndarray]]:
+def weighted_nms(
+    boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, threshold: float
+) -> list[tuple[np.ndarray, float, np.ndarray]]:
     """Return MediaPipe's weighted NMS of ``boxes`` (N x 4, x1 y1 x2 y2): each cluster's score-weighted mean.
 
     Clusters are formed greedily by score: every remaining box whose IoU with the best one exceeds
@@ -84,8 +86,12 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, t
     out = []
     while remaining.size:
         top = remaining[0]
-        ix = np.clip(np.minimum(boxes[remaining, 2], boxes[top, 2]) - np.maximum(boxes[remaining, 0], boxes[top, 0]), 0, None)
-        iy = np.clip(np.minimum(boxes[remaining, 3], boxes[top, 3]) - np.maximum(boxes[remaining, 1], boxes[top, 1]), 0, None)
+        ix = np.clip(
+            np.minimum(boxes[remaining, 2], boxes[top, 2]) - np.maximum(boxes[remaining, 0], boxes[top, 0]), 0, None
+        )
+        iy = np.clip(
+            np.minimum(boxes[remaining, 3], boxes[top, 3]) - np.maximum(boxes[remaining, 1], boxes[top, 1]), 0, None
+        )
         inter = ix * iy
         iou = inter / np.maximum(areas[remaining] + areas[top] - inter, 1e-9)
         members = remaining[iou > threshold]
@@ -146,7 +152,9 @@ class BlazeFaceDetector:
             scores.append(1.0 / (1.0 + np.exp(-np.clip(logit[..., 0], -100.0, 100.0))))
         return np.concatenate(regs), np.concatenate(scores)
 
-    def _decode(self, reg: np.ndarray, score: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    def _decode(
+        self, reg: np.ndarray, score: np.ndarray, threshold: float
+    ) -> list[tuple[np.ndarray, float, np.ndarray]]:
         """Return weighted-NMS detections of one square as (box x1y1x2y2, score, 6x2 keypoints) in [0, 1]."""
         keep = score >= threshold
         if not keep.any():
@@ -232,7 +240,9 @@ class BlazeFaceDetector:
         regs, scores = self._infer([square for square, _ in squares])
         faces = []
         for (x, y, side, whole), (_, back), reg, score in zip(windows, squares, regs, scores):
-            for box, value, keypoints in self._decode(reg, score, self.score_threshold if whole else self.tile_threshold):
+            for box, value, keypoints in self._decode(
+                reg, score, self.score_threshold if whole else self.tile_threshold
+            ):
                 if not whole and _cut_by_inner_edge(box, x, y, side, width, height):
                     continue
                 box = box * back[[0, 2, 0, 2]] + back[[1, 3, 1, 3]]

@@ -122,8 +122,12 @@ def _yunet_blazeface(
         "blazeface", score_threshold=candidate, tile_threshold=tile_threshold, tiles=bool(tiles), levels=int(levels)
     )
     return EnsembleDetector(
-        primary, secondary, confirm_threshold=confirm_threshold, trust_score=trust_score,  # type: ignore[arg-type]
-        uncertain_score=uncertain_score, **options,
+        primary,
+        secondary,
+        confirm_threshold=confirm_threshold,
+        trust_score=trust_score,  # type: ignore[arg-type]
+        uncertain_score=uncertain_score,
+        **options,
     )
 
 

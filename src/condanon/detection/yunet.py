@@ -90,7 +90,9 @@ class YuNetDetector:
                 scale = min(1.0, side / longest)
                 if min(height, width) * scale < MIN_SIDE:  # a sliver (a panorama scaled down) holds no face
                     continue
-                small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                small = (
+                    image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                )
                 faces += self._run(small, scale, (0.0, 0.0))
                 if longest <= side // 2:
                     break

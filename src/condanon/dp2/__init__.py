@@ -14,7 +14,9 @@ try:
 
     del _torch
 except ImportError:  # pragma: no cover - depends on the install
-    raise ModelError("the dp2 method needs PyTorch: pip install 'condanon[dp2]' (torch==2.13.0 takes the CPU build)") from None
+    raise ModelError(
+        "the dp2 method needs PyTorch: pip install 'condanon[dp2]' (torch==2.13.0 takes the CPU build)"
+    ) from None
 
 from .checkpoint import load_generator, load_strict
 from .generator import CONFIGS, FDF128, FDF256, FaceGenerator, GeneratorConfig

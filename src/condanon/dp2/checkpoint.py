@@ -76,7 +76,12 @@ def _build(path: Path, config: GeneratorConfig | None, trusted: bool) -> FaceGen
     load_strict(generator, state, path)
     generator.style_net.set_centers(centers)
     generator.eval().requires_grad_(False)
-    log.info("loaded DeepPrivacy2 generator %s (%d px, %.1f M parameters)", path.name, config.resolution, generator.num_parameters() / 1e6)
+    log.info(
+        "loaded DeepPrivacy2 generator %s (%d px, %.1f M parameters)",
+        path.name,
+        config.resolution,
+        generator.num_parameters() / 1e6,
+    )
     return generator
 
 
@@ -100,12 +105,16 @@ def read_checkpoint(path: Path, trusted: bool = False) -> dict[str, Any]:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if not trusted:
-            raise ModelError(f"{shown} holds more than tensors and is not a verified official checkpoint: {one_line(error)}") from None
+            raise ModelError(
+                f"{shown} holds more than tensors and is not a verified official checkpoint: {one_line(error)}"
+            ) from None
         raise ModelError(f"{shown} holds objects that cannot be read safely: {one_line(error)}") from None
     except Exception as error:
         raise ModelError(f"cannot read DeepPrivacy2 checkpoint {shown}: {one_line(error)}") from None
     if not isinstance(checkpoint, dict):
-        raise ModelError(f"{shown} is not a DeepPrivacy2 checkpoint (it holds a {type(checkpoint).__name__}, not a dict)")
+        raise ModelError(
+            f"{shown} is not a DeepPrivacy2 checkpoint (it holds a {type(checkpoint).__name__}, not a dict)"
+        )
     return checkpoint
 
 
@@ -115,7 +124,9 @@ def generator_state(checkpoint: dict[str, Any], path: Path) -> tuple[dict[str, t
     if state is None and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         state = checkpoint  # a bare state_dict
     if state is None:
-        raise ModelError(f"{show_path(path)} has no generator weights (looked for {', '.join(STATE_KEYS)} or a bare state_dict)")
+        raise ModelError(
+            f"{show_path(path)} has no generator weights (looked for {', '.join(STATE_KEYS)} or a bare state_dict)"
+        )
     state = dict(state)
     centers = state.pop("style_net.w_centers", None)
     if isinstance(checkpoint.get("w_centers"), torch.Tensor):
@@ -136,7 +147,10 @@ def layout_errors(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> lis
     errors += [
         f"{key} is not the fixed FIR filter"
         for key in expected
-        if key.endswith("resample_filter") and key in state and list(state[key].shape) == [4, 4] and not resample_filter_ok(state[key])
+        if key.endswith("resample_filter")
+        and key in state
+        and list(state[key].shape) == [4, 4]
+        and not resample_filter_ok(state[key])
     ]
     return errors
 

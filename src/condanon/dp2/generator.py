@@ -122,7 +122,9 @@ class MappingNetwork(nn.Module):
 class ResidualBlock(nn.Module):
     """``skip(x) + conv1(conv0(x))``; conv0 carries the downsampling, conv1 the upsampling."""
 
-    def __init__(self, cin: int, cout: int, gain: float, clamp: float, up: int = 1, down: int = 1, w_dim: int | None = None) -> None:
+    def __init__(
+        self, cin: int, cout: int, gain: float, clamp: float, up: int = 1, down: int = 1, w_dim: int | None = None
+    ) -> None:
         super().__init__()
         norm = w_dim is not None
         self.conv0 = Conv2d(cin, cout, 3, clamp=clamp, down=down, w_dim=w_dim, norm=norm)
@@ -191,7 +193,9 @@ class FaceGenerator(nn.Module):
     ) -> torch.Tensor:
         if w is None:
             if z is None:
-                z = torch.randn(condition.shape[0], self.config.z_channels, dtype=condition.dtype, device=condition.device)
+                z = torch.randn(
+                    condition.shape[0], self.config.z_channels, dtype=condition.dtype, device=condition.device
+                )
             w = self.style_net(z)
         x = self.from_rgb(torch.cat([condition, mask], dim=1))
         skips = []

@@ -73,10 +73,14 @@ class Guide:
     def probe(self) -> dict[str, torch.Tensor]:
         """The SFace age and sex probes as tensors."""
         if self._probe is None:
-            self._probe = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in load_probe().items() if k != "metadata"}
+            self._probe = {
+                k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in load_probe().items() if k != "metadata"
+            }
         return self._probe
 
-    def target(self, landmarks5: np.ndarray, size: int, reference: np.ndarray, attributes: Attributes | None, limit: float) -> GuideTarget:
+    def target(
+        self, landmarks5: np.ndarray, size: int, reference: np.ndarray, attributes: Attributes | None, limit: float
+    ) -> GuideTarget:
         """Return the goals for one face: ``landmarks5`` in the generator crop's pixels (``size`` square),
         the original's in-loop vector, the attributes to keep, and the in-loop identity limit."""
         sface = similarity_transform(np.asarray(landmarks5, np.float64), TEMPLATE.astype(np.float64) * SFACE_SIZE)
@@ -113,5 +117,7 @@ class Guide:
             probabilities = _module("emotion-v1")((face / 255.0 - 0.5) * 2.0)
             parts["emotion"] = -torch.log(probabilities[0, target.emotion].clamp_min(1e-6))
         total = sum(self.weights[name] * value for name, value in parts.items())
-        readings = {name: float(value.detach()) for name, value in parts.items()} | {"similarity": float(similarity.detach())}
+        readings = {name: float(value.detach()) for name, value in parts.items()} | {
+            "similarity": float(similarity.detach())
+        }
         return total, readings  # type: ignore[return-value]

@@ -39,7 +39,9 @@ def _zero_insert(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str, gain: float, clamp: float | None) -> torch.Tensor:
+def bias_act(
+    x: torch.Tensor, bias: torch.Tensor | None, activation: str, gain: float, clamp: float | None
+) -> torch.Tensor:
     """Return ``clamp(act(x + bias) * gain)`` with the bias broadcast over channels (axis 1).
 
     Without autograd (inference), ``x`` is overwritten in place: the same numbers, about a fifth less
@@ -70,7 +72,9 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str, gain: 
 class FullyConnected(nn.Module):
     """Equalised fully connected layer: ``W * lr / sqrt(in)``, bias ``b * lr``; never clamps."""
 
-    def __init__(self, in_features: int, out_features: int, activation: str = "linear", lr: float = 1.0, bias_init: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, activation: str = "linear", lr: float = 1.0, bias_init: float = 0.0
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr)
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init)))

@@ -27,8 +27,15 @@ def _conv(args: list[torch.Tensor], attrs: dict[str, Any]) -> torch.Tensor:
     if (top, left) != (bottom, right):
         x = F.pad(x, [left, right, top, bottom])
         top = left = 0
-    return F.conv2d(x, weight, bias, stride=tuple(attrs.get("strides", [1, 1])), padding=(top, left),
-                    dilation=tuple(attrs.get("dilations", [1, 1])), groups=attrs.get("group", 1))
+    return F.conv2d(
+        x,
+        weight,
+        bias,
+        stride=tuple(attrs.get("strides", [1, 1])),
+        padding=(top, left),
+        dilation=tuple(attrs.get("dilations", [1, 1])),
+        groups=attrs.get("group", 1),
+    )
 
 
 def _gemm(args: list[torch.Tensor], attrs: dict[str, Any]) -> torch.Tensor:
@@ -111,7 +118,9 @@ class OnnxModule(nn.Module):
             elif node.op_type in OPERATORS:
                 self.nodes.append((node.op_type, inputs, node.output[0], attrs))
             else:
-                raise ValueError(f"{Path(path).name}: ONNX operator {node.op_type} is not supported by the torch interpreter")
+                raise ValueError(
+                    f"{Path(path).name}: ONNX operator {node.op_type} is not supported by the torch interpreter"
+                )
         used = {name for _, inputs, _, _ in self.nodes for name in inputs}
         self._names: dict[str, str] = {}
         for index, name in enumerate(sorted(used & set(constants))):

@@ -56,7 +56,9 @@ class Latent:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready record (enough to redraw the candidate)."""
-        return {"z_idx": self.z_idx, "truncation": self.truncation} | ({} if self.center is None else {"center": self.center})
+        return {"z_idx": self.z_idx, "truncation": self.truncation} | (
+            {} if self.center is None else {"center": self.center}
+        )
 
 
 DEFAULT_CANDIDATES = 4
@@ -131,12 +133,19 @@ class DP2Synthesizer(CheckedSynthesizer):
         best: tuple[tuple[int, int, int, float], Synthesis, np.ndarray, tuple[int, int, int, int]] | None = None
         attempt = 0
         while attempt < self.candidates:
-            latents = [self.latent(attempt + i, rng, generator) for i in range(min(self.batch, self.candidates - attempt))]
+            latents = [
+                self.latent(attempt + i, rng, generator) for i in range(min(self.batch, self.candidates - attempt))
+            ]
             for latent, image in zip(latents, self.generate(generator, condition, mask, latents, region)):
                 attempt += 1
                 patch = region.blend(output, image)
                 check = self.check_patch(output, patch, region.bounds, goal, face.attributes)
-                outcome = Synthesis(passed=check.passed, attempts=attempt, check=check, latent=latent.to_dict() | {"generator": self.name})
+                outcome = Synthesis(
+                    passed=check.passed,
+                    attempts=attempt,
+                    check=check,
+                    latent=latent.to_dict() | {"generator": self.name},
+                )
                 if best is None or check.score < best[0]:
                     best = (check.score, outcome, patch, region.bounds)
             assert best is not None
@@ -196,7 +205,9 @@ class DP2Synthesizer(CheckedSynthesizer):
         patch = region.blend(output, image)
         check = self.check_patch(output, patch, region.bounds, goal, face.attributes)
         record = start.latent | {"steps": self.steps, "loss": [round(losses[0], 4), round(best_loss, 4)]}
-        log.debug("dp2 steps: loss %s, kept %.3f (last readings %s)", [round(v, 3) for v in losses], best_loss, readings)
+        log.debug(
+            "dp2 steps: loss %s, kept %.3f (last readings %s)", [round(v, 3) for v in losses], best_loss, readings
+        )
         return Synthesis(passed=check.passed, attempts=attempt, check=check, latent=record), patch
 
     def region(self, box: Box, image_hw: tuple[int, int], size: int) -> FaceRegion:
@@ -221,18 +232,29 @@ class DP2Synthesizer(CheckedSynthesizer):
         with torch.no_grad():
             for latent, row in zip(latents, z):
                 if latent.center is not None:
-                    w.append(generator.style_net.multi_modal(row[None], latent.truncation, torch.tensor([latent.center])))
+                    w.append(
+                        generator.style_net.multi_modal(row[None], latent.truncation, torch.tensor([latent.center]))
+                    )
                 else:
                     w.append(generator.truncated(row[None], latent.truncation))
         return torch.cat(w)
 
-    def generate(self, generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, latents: list[Latent], region: FaceRegion) -> np.ndarray:
+    def generate(
+        self,
+        generator: FaceGenerator,
+        condition: np.ndarray,
+        mask: np.ndarray,
+        latents: list[Latent],
+        region: FaceRegion,
+    ) -> np.ndarray:
         """Return the candidates as BGR float images of the expanded box's size, values 0-255."""
         return self.render(generator, condition, mask, self.latent_w(generator, latents), region)
 
     @staticmethod
     @torch.inference_mode()
-    def render(generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, w: torch.Tensor, region: FaceRegion) -> np.ndarray:
+    def render(
+        generator: FaceGenerator, condition: np.ndarray, mask: np.ndarray, w: torch.Tensor, region: FaceRegion
+    ) -> np.ndarray:
         """Return the generator's images for latents ``w`` as BGR float images of the expanded box's size (0-255)."""
         n = w.shape[0]
         cond = torch.from_numpy(condition).expand(n, -1, -1, -1)
@@ -272,7 +294,9 @@ class FaceRegion:
         inside = np.zeros((bounds[3] - bounds[1], bounds[2] - bounds[0]), np.uint8)
         inside[max(y1 - bounds[1], 0) : max(y2 - bounds[1], 0), max(x1 - bounds[0], 0) : max(x2 - bounds[0], 0)] = 1
         if band:
-            distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # 0 on the box, px outside it
+            distance = cv2.distanceTransform(
+                1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+            )  # 0 on the box, px outside it
             ramp = np.clip(1.0 - distance / band, 0.0, 1.0)
             alpha = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no visible edge at either end of the band
         else:

@@ -128,7 +128,10 @@ def evaluate(
         for name, path in (
             ("privacy_utility", privacy_utility(overall, folder / "privacy_utility.png")),
             ("attributes", attribute_bars(overall, folder / "attributes.png")),
-            ("contact_sheet", contact_sheet([o.thumbnails or {} for _, o in outcomes], labels, folder / "contact_sheet.png")),
+            (
+                "contact_sheet",
+                contact_sheet([o.thumbnails or {} for _, o in outcomes], labels, folder / "contact_sheet.png"),
+            ),
         ):
             if path is not None:
                 files[name] = path

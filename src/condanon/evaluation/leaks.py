@@ -108,7 +108,6 @@ class FaceLeak:
         """Return the face's height in pixels (YuNet boxes are about square)."""
         return round(self.box.height)
 
-
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {
@@ -264,7 +263,9 @@ class Judge:
 def _scaled_face(face: Face, factor: float, label: str, offset: tuple[float, float] = (0.0, 0.0)) -> Face:
     """Return ``face`` with its box and landmarks multiplied by ``factor`` then moved by ``offset``."""
     b = face.box
-    box = Box(b.x1 * factor + offset[0], b.y1 * factor + offset[1], b.x2 * factor + offset[0], b.y2 * factor + offset[1])
+    box = Box(
+        b.x1 * factor + offset[0], b.y1 * factor + offset[1], b.x2 * factor + offset[0], b.y2 * factor + offset[1]
+    )
     points = None
     if face.landmarks5 is not None:
         points = face.landmarks5 * np.float32(factor) + np.asarray(offset, np.float32)

@@ -160,8 +160,16 @@ def _realism(summary: MethodSummary, found: list[FaceRecord]) -> None:
     summary.dark_skin_dl, summary.dark_faces = _median(r.skin_dl for r in dark), len(dark)
     for attribute in ("sex", "emotion"):
         before = f"ho_{attribute}_before"
-        setattr(summary, f"ho_{attribute}_agreement", _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_after")))
-        setattr(summary, f"ho_{attribute}_ceiling", _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_mirror")))
+        setattr(
+            summary,
+            f"ho_{attribute}_agreement",
+            _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_after")),
+        )
+        setattr(
+            summary,
+            f"ho_{attribute}_ceiling",
+            _rate(a == b for a, b in _pairs(found, before, f"ho_{attribute}_mirror")),
+        )
     summary.ho_age_within_10 = _rate(abs(a - b) <= 10 for a, b in _pairs(found, "ho_age_before", "ho_age_after"))
     summary.ho_age_ceiling = _rate(abs(a - b) <= 10 for a, b in _pairs(found, "ho_age_before", "ho_age_mirror"))
     stretches = [r.stretch for r in found if r.stretch is not None]
@@ -191,7 +199,14 @@ def face_groups(record: FaceRecord) -> list[str]:
 def realism_breakdown(records: list[FaceRecord], methods: list[str]) -> dict[str, dict[str, MethodSummary]]:
     """Return ``{group: {method: summary}}`` over every dataset, for the groups of `face_groups`."""
     found = [r for r in records if r.detected]
-    names = [name for _, _, name in SIZE_BUCKETS] + ["frontal", "turned", "dark skin", "lighter skin", "child (< 13 y)", "13 y and over"]
+    names = [name for _, _, name in SIZE_BUCKETS] + [
+        "frontal",
+        "turned",
+        "dark skin",
+        "lighter skin",
+        "child (< 13 y)",
+        "13 y and over",
+    ]
     out: dict[str, dict[str, MethodSummary]] = {}
     for name in names:
         members = [r for r in found if name in face_groups(r)]

@@ -179,7 +179,9 @@ def measure(original: np.ndarray, output: np.ndarray, face: Face) -> dict[str, A
     return out
 
 
-def two_sample_accuracy(before: Sequence[np.ndarray], after: Sequence[np.ndarray], groups: Sequence[int], seed: int = 0) -> float | None:
+def two_sample_accuracy(
+    before: Sequence[np.ndarray], after: Sequence[np.ndarray], groups: Sequence[int], seed: int = 0
+) -> float | None:
     """Return the accuracy of a logistic regression telling ``before`` crops from ``after`` ones, two-fold.
 
     ``groups`` (one per pair, e.g. the photo's index) split the pairs into halves by parity, so that no

@@ -34,23 +34,29 @@ def _table(header: str, rows: list[str]) -> str:
 
 def markdown_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of one dataset: one row per method."""
-    return _table(HEADER, [
-        f"| {method} | {s.faces}/{s.samples} | {_pct(s.sface_removed)}{'' if method == 'original' else ' *'} "
-        f"| {_pct(s.dlib_removed)} | {_pct(s.reid_sface)} | {_pct(s.reid_dlib)} | {_pct(s.sex_agreement)} "
-        f"| {_num(s.age_difference)} | {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} | {_pct(s.detected_primary)} "
-        f"| {_pct(s.detected_second)} | {_num(s.ms_per_face, 0)} | {s.fallbacks} |"
-        for method, s in summaries.items()
-    ])
+    return _table(
+        HEADER,
+        [
+            f"| {method} | {s.faces}/{s.samples} | {_pct(s.sface_removed)}{'' if method == 'original' else ' *'} "
+            f"| {_pct(s.dlib_removed)} | {_pct(s.reid_sface)} | {_pct(s.reid_dlib)} | {_pct(s.sex_agreement)} "
+            f"| {_num(s.age_difference)} | {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} | {_pct(s.detected_primary)} "
+            f"| {_pct(s.detected_second)} | {_num(s.ms_per_face, 0)} | {s.fallbacks} |"
+            for method, s in summaries.items()
+        ],
+    )
 
 
 def label_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of accuracy against the labels, before and after each method."""
     header = "| method | sex acc before | sex acc after | age MAE before | age MAE after | emotion acc before | emotion acc after |"
-    return _table(header, [
-        f"| {method} | {_pct(s.sex_accuracy_before)} | {_pct(s.sex_accuracy_after)} | {_num(s.age_mae_before)} "
-        f"| {_num(s.age_mae_after)} | {_pct(s.emotion_accuracy_before)} | {_pct(s.emotion_accuracy_after)} |"
-        for method, s in summaries.items()
-    ])
+    return _table(
+        header,
+        [
+            f"| {method} | {_pct(s.sex_accuracy_before)} | {_pct(s.sex_accuracy_after)} | {_num(s.age_mae_before)} "
+            f"| {_num(s.age_mae_after)} | {_pct(s.emotion_accuracy_before)} | {_pct(s.emotion_accuracy_after)} |"
+            for method, s in summaries.items()
+        ],
+    )
 
 
 REALISM_HEADER = (
@@ -61,14 +67,17 @@ REALISM_HEADER = (
 
 def realism_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of realism and held-out readers: one row per method."""
-    return _table(REALISM_HEADER, [
-        f"| {method} | {_num(s.texture_ratio, 2)} (n={s.texture_faces}) | {_num(s.skin_de)} "
-        f"| {_num(s.dark_skin_dl)} (n={s.dark_faces}) | {_pct(s.ho_sex_agreement)} ({_pct(s.ho_sex_ceiling)}) "
-        f"| {_pct(s.ho_age_within_10)} ({_pct(s.ho_age_ceiling)}) "
-        f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} "
-        f"| {_num(s.stretch_median)} ({_num(s.stretch_max)}) |"
-        for method, s in summaries.items()
-    ])
+    return _table(
+        REALISM_HEADER,
+        [
+            f"| {method} | {_num(s.texture_ratio, 2)} (n={s.texture_faces}) | {_num(s.skin_de)} "
+            f"| {_num(s.dark_skin_dl)} (n={s.dark_faces}) | {_pct(s.ho_sex_agreement)} ({_pct(s.ho_sex_ceiling)}) "
+            f"| {_pct(s.ho_age_within_10)} ({_pct(s.ho_age_ceiling)}) "
+            f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} "
+            f"| {_num(s.stretch_median)} ({_num(s.stretch_max)}) |"
+            for method, s in summaries.items()
+        ],
+    )
 
 
 def markdown(result: Any) -> str:
@@ -109,7 +118,14 @@ def markdown(result: Any) -> str:
         ]
         for group, summaries in result.breakdown.items():
             first = next(iter(summaries.values()))
-            parts += [f"### {group} ({first.faces} faces)", "", markdown_table(summaries), "", realism_table(summaries), ""]
+            parts += [
+                f"### {group} ({first.faces} faces)",
+                "",
+                markdown_table(summaries),
+                "",
+                realism_table(summaries),
+                "",
+            ]
     if result.errors:
         parts += ["## Inputs that failed", ""] + [f"- {e}" for e in result.errors] + [""]
     return "\n".join(parts)

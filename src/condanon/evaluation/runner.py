@@ -140,7 +140,12 @@ class _Worker:
                 report = reports[main]
             elapsed = (time.perf_counter() - start) * 1000 / len(faces)
             record = FaceRecord(
-                method=spec.label, detected=True, faces_in_image=len(faces), box=target.box.to_list(), ms=elapsed, **base
+                method=spec.label,
+                detected=True,
+                faces_in_image=len(faces),
+                box=target.box.to_list(),
+                ms=elapsed,
+                **base,
             )
             self._identity(record, report, vectors, main, output, target)
             self._attributes(record, target, report)
@@ -153,7 +158,13 @@ class _Worker:
         return SampleOutcome(records, {k: v[main] for k, v in vectors.items()}, crops or None)
 
     def _identity(
-        self, record: FaceRecord, report: Any, vectors: dict[str, np.ndarray], main: int, output: np.ndarray, target: Any
+        self,
+        record: FaceRecord,
+        report: Any,
+        vectors: dict[str, np.ndarray],
+        main: int,
+        output: np.ndarray,
+        target: Any,
     ) -> None:
         for name, embedder in self.embedders.items():
             before = vectors[name][main]
@@ -186,7 +197,9 @@ class _Worker:
         if after is not None:
             record.age_after, record.sex_after, record.emotion_after = after.age, after.sex, after.emotion
 
-    def _realism(self, record: FaceRecord, image: np.ndarray, output: np.ndarray, target: Any, before: Reading, mirror: Reading) -> None:
+    def _realism(
+        self, record: FaceRecord, image: np.ndarray, output: np.ndarray, target: Any, before: Reading, mirror: Reading
+    ) -> None:
         for name, value in measure(image, output, target).items():
             setattr(record, name, value)
         after = before if output is image else self.readers.read(output, target)

@@ -62,7 +62,6 @@ class Models:
         return cls(found, [EMBEDDERS.create(name) for name in embedders], yunet, estimator)
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # Faces: merging, landmarks, embedding
 
@@ -171,7 +170,9 @@ def matches(embedder: Embedder, a: np.ndarray, b: np.ndarray) -> bool:
     return bool(judge(embedder, a, b).matched)
 
 
-def face_leaks(embedders: Sequence[Embedder], original: np.ndarray, output: np.ndarray, face: Face) -> str | bool | None:
+def face_leaks(
+    embedders: Sequence[Embedder], original: np.ndarray, output: np.ndarray, face: Face
+) -> str | bool | None:
     """Return the name of an embedder that can judge ``face`` and matches its output with its original;
     ``False`` when none matches, ``None`` when none can judge it.
 
@@ -209,7 +210,13 @@ def check_frame(models: Models, original: np.ndarray, output: np.ndarray) -> Fra
         leaked = face_leaks(models.embedders, original, output, face)
         if isinstance(leaked, str):
             check.leaked += 1
-            check.leaks.append({"box": [round(v) for v in face.box.to_list()], "height": round(face.box.height), "embedder": leaked,
-                                "detector": face.detector})
+            check.leaks.append(
+                {
+                    "box": [round(v) for v in face.box.to_list()],
+                    "height": round(face.box.height),
+                    "embedder": leaked,
+                    "detector": face.detector,
+                }
+            )
         check.unchecked += leaked is None
     return check

@@ -48,17 +48,19 @@ def evaluate_videos(
             boxes = report.write_beside(target)
             metrics = evaluate_video(video, target, boxes, every=every)
             tracks = report.to_dict()["tracks"]
-            rows.append({
-                "video": video.name,
-                "method": spec.label,
-                "frames": report.frames_written,
-                "input_frames": report.input.get("frames"),
-                "audio": report.audio,
-                "fps": round(report.fps, 2),
-                "tracks": len(tracks),
-                "fallback_tracks": sum(t["verdict"] == "fallback" for t in tracks),
-                "metrics": metrics.to_dict(),
-            })
+            rows.append(
+                {
+                    "video": video.name,
+                    "method": spec.label,
+                    "frames": report.frames_written,
+                    "input_frames": report.input.get("frames"),
+                    "audio": report.audio,
+                    "fps": round(report.fps, 2),
+                    "tracks": len(tracks),
+                    "fallback_tracks": sum(t["verdict"] == "fallback" for t in tracks),
+                    "metrics": metrics.to_dict(),
+                }
+            )
             log.info("%s %s: %d leaked frames of %d", video.name, spec.label, metrics.leaked_frames, metrics.frames)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "videos.json", json.dumps(rows, indent=2).encode())

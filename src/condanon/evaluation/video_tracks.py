@@ -29,7 +29,6 @@ class Reading:
     attributes: Attributes | None
 
 
-
 def read_face(models: Models, image: np.ndarray, face: Face) -> Reading:
     """Return the vectors and attributes of ``face`` in ``image``."""
     vectors = embed(models.embedders, image, face)

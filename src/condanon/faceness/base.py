@@ -32,7 +32,9 @@ class FacenessCheck(Protocol):
 FACENESS: Registry[FacenessCheck] = Registry("faceness check")
 
 
-def mark_doubtful(check: FacenessCheck, image: np.ndarray, faces: list[Face], threshold: float = FACENESS_THRESHOLD) -> None:
+def mark_doubtful(
+    check: FacenessCheck, image: np.ndarray, faces: list[Face], threshold: float = FACENESS_THRESHOLD
+) -> None:
     """Set each face's ``faceness``; mark the faces under ``threshold`` uncertain, with the reason."""
     if not faces:
         return

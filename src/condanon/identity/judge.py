@@ -19,7 +19,9 @@ def safe_side(metric: Metric, bar: float, margin: float) -> float:
     return bar - margin if metric == "cosine" else bar + margin
 
 
-def judge(embedder: Embedder, original: np.ndarray, anonymised: np.ndarray, bar: float | None = None, margin: float = 0.0) -> IdentityCheck:
+def judge(
+    embedder: Embedder, original: np.ndarray, anonymised: np.ndarray, bar: float | None = None, margin: float = 0.0
+) -> IdentityCheck:
     """Return ``embedder``'s verdict on two vectors of one face: the original and its anonymised version.
 
     ``bar`` is the value from which the recogniser calls the two the same person (default: its own

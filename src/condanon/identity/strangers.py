@@ -60,7 +60,9 @@ class StrangerTable:
         Unknown age: the strictest band's value.
         """
         if quantile not in self.quantiles:
-            raise ValueError(f"the {self.embedder} stranger table has no {quantile} quantile (it has {sorted(self.quantiles)})")
+            raise ValueError(
+                f"the {self.embedder} stranger table has no {quantile} quantile (it has {sorted(self.quantiles)})"
+            )
         values = self.quantiles[quantile]
         if age is None or not np.isfinite(age):
             return float(values.min())

@@ -123,15 +123,24 @@ class Synthesis:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary for the face's report (the prototypes, or the generator's latent)."""
-        source: dict[str, Any] = {"latent": dict(self.latent)} if self.latent else {
-            "prototypes": list(self.prototypes),
-            "weights": [round(w, 3) for w in self.weights],
-            "k": list(self.k),
-        }
-        return {"passed": self.passed, "attempts": self.attempts} | source | {
-            "in_loop_similarity": None if self.check is None else round(self.check.similarity, 4),
-            "drift": [str(failure) for failure in self.drift],
-        } | ({} if self.stretch is None else {"stretch": round(self.stretch, 2)})
+        source: dict[str, Any] = (
+            {"latent": dict(self.latent)}
+            if self.latent
+            else {
+                "prototypes": list(self.prototypes),
+                "weights": [round(w, 3) for w in self.weights],
+                "k": list(self.k),
+            }
+        )
+        return (
+            {"passed": self.passed, "attempts": self.attempts}
+            | source
+            | {
+                "in_loop_similarity": None if self.check is None else round(self.check.similarity, 4),
+                "drift": [str(failure) for failure in self.drift],
+            }
+            | ({} if self.stretch is None else {"stretch": round(self.stretch, 2)})
+        )
 
 
 @dataclass
@@ -201,7 +210,9 @@ class CheckedSynthesizer:
             attributes after anonymisation agree with the ones before (``None``: skip this gate).
     """
 
-    def __init__(self, embedder: Embedder, checks: LoopChecks | None = None, detect: Any | None = None, final: Any | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, checks: LoopChecks | None = None, detect: Any | None = None, final: Any | None = None
+    ) -> None:
         checks = checks or LoopChecks()
         preserve, candidates, margin, age_tolerance, estimators, strict = dataclasses.astuple(checks)
         if candidates < 1:
@@ -231,7 +242,12 @@ class CheckedSynthesizer:
         raise NotImplementedError
 
     def settle(
-        self, output: np.ndarray, outcome: Synthesis, patch: np.ndarray, bounds: tuple[int, int, int, int], attempts: int | None = None
+        self,
+        output: np.ndarray,
+        outcome: Synthesis,
+        patch: np.ndarray,
+        bounds: tuple[int, int, int, int],
+        attempts: int | None = None,
     ) -> Synthesis:
         """Conclude a face none of whose candidates passed every check, given the best-ranked one.
 
@@ -248,7 +264,9 @@ class CheckedSynthesizer:
             return outcome
         outcome.passed = False
         outcome.failures = list(outcome.check.failures)
-        outcome.reason = f"no candidate passed in {outcome.attempts}; closest: " + "; ".join(map(str, outcome.check.failures))
+        outcome.reason = f"no candidate passed in {outcome.attempts}; closest: " + "; ".join(
+            map(str, outcome.check.failures)
+        )
         return outcome
 
     @property
@@ -269,11 +287,30 @@ class CheckedSynthesizer:
             target = face.attributes
         # where the fast estimators read the original as the pipeline's own estimator does, a candidate
         # they read clearly the same needs no final gate (it costs a dlib embedding, ~60 ms)
-        trust_fast = target is not None and face.attributes is not None and _close(target, face.attributes, self.preserve)
+        trust_fast = (
+            target is not None and face.attributes is not None and _close(target, face.attributes, self.preserve)
+        )
         age = next((a.age for a in (face.attributes, target) if a is not None and a.age is not None), None)
-        return Goal(crop_box, local_face, reference, target, trust_fast, identity_bar(self.embedder, age), self.margin, age, self.embedder.metric)
+        return Goal(
+            crop_box,
+            local_face,
+            reference,
+            target,
+            trust_fast,
+            identity_bar(self.embedder, age),
+            self.margin,
+            age,
+            self.embedder.metric,
+        )
 
-    def check_patch(self, output: np.ndarray, patch: np.ndarray, bounds: tuple[int, int, int, int], goal: Goal, before: Attributes | None) -> Check:
+    def check_patch(
+        self,
+        output: np.ndarray,
+        patch: np.ndarray,
+        bounds: tuple[int, int, int, int],
+        goal: Goal,
+        before: Attributes | None,
+    ) -> Check:
         """Return the checks of ``patch`` (frame coordinates ``bounds``) composed into a copy of ``goal``'s crop of ``output``."""
         x1, y1, x2, y2 = goal.crop_box
         local = output[y1:y2, x1:x2].copy()
@@ -287,7 +324,9 @@ class CheckedSynthesizer:
     def _read(self, image: np.ndarray, face: Face, vector: np.ndarray) -> Attributes | None:
         """Return the in-loop estimators' reading of a face whose in-loop vector is ``vector`` (``None`` if they fail)."""
         try:
-            return self.estimator.estimate(image, [dataclasses.replace(face, embeddings={self.embedder.name: vector})])[0]
+            return self.estimator.estimate(image, [dataclasses.replace(face, embeddings={self.embedder.name: vector})])[
+                0
+            ]
         except Exception as error:
             log.warning("in-loop attribute estimate failed: %s", error)
             return None
@@ -309,7 +348,11 @@ class CheckedSynthesizer:
         check = Check(similarity=value, attributes=None, identity_ok=not identity.matched)
         if not check.identity_ok:
             check.failures.append(
-                Failure("identity", f"{self.embedder.name} similarity {value:.3f} >= {goal.limit:.3f}", {"value": value, "limit": goal.limit})
+                Failure(
+                    "identity",
+                    f"{self.embedder.name} similarity {value:.3f} >= {goal.limit:.3f}",
+                    {"value": value, "limit": goal.limit},
+                )
             )
         gated = self.final is not None and before is not None
         fast_age: list[Failure] = []
@@ -322,10 +365,18 @@ class CheckedSynthesizer:
             check.detected = self._detected(local, face)
             if not check.detected:
                 check.failures.append(Failure("undetected", "no face detected"))
-        clear = not fast_age and trust_fast and target is not None and check.attributes is not None and _close(target, check.attributes, self.preserve)
+        clear = (
+            not fast_age
+            and trust_fast
+            and target is not None
+            and check.attributes is not None
+            and _close(target, check.attributes, self.preserve)
+        )
         if not check.failures and gated and not clear:
             try:
-                after = self.final.estimate(local, [dataclasses.replace(face, embeddings={self.embedder.name: vector})])[0]
+                after = self.final.estimate(
+                    local, [dataclasses.replace(face, embeddings={self.embedder.name: vector})]
+                )[0]
             except Exception as error:
                 log.warning("final attribute estimate failed: %s", error)
                 after = None
@@ -334,7 +385,6 @@ class CheckedSynthesizer:
         elif fast_age and check.failures:  # refused on other grounds: the fast age miss is said too
             check.failures += fast_age
         return check
-
 
     def _detected(self, local: np.ndarray, face: Face) -> bool:
         """Return whether the detector finds a face at ``face``'s place in ``local`` (run at about 120 px a face)."""
@@ -356,7 +406,9 @@ def _close(a: Attributes, b: Attributes, preserve: tuple[str, ...]) -> bool:
     return "emotion" not in preserve or a.emotion == b.emotion
 
 
-def attribute_failures(before: Attributes, after: Attributes | None, preserve: tuple[str, ...], age_tolerance: float) -> list[Failure]:
+def attribute_failures(
+    before: Attributes, after: Attributes | None, preserve: tuple[str, ...], age_tolerance: float
+) -> list[Failure]:
     """Return what changed beyond tolerance between two readings of the same face (empty: kept)."""
     if after is None:
         return [Failure("unreadable", "attributes unreadable")]
@@ -368,11 +420,25 @@ def attribute_failures(before: Attributes, after: Attributes | None, preserve: t
     if "age" in preserve and before.age is not None:
         values = {"before": before.age, "after": after.age}
         if after.age is None or abs(after.age - before.age) > age_tolerance:
-            failures.append(Failure("age", f"age {before.age:.0f} -> {after.age if after.age is None else round(after.age)}", values))
+            failures.append(
+                Failure(
+                    "age", f"age {before.age:.0f} -> {after.age if after.age is None else round(after.age)}", values
+                )
+            )
         elif swapped(before.age, after.age):
-            failures.append(Failure("age", f"age {before.age:.0f} -> {round(after.age)} (child/adult swap)", values | {"swap": True}))
+            failures.append(
+                Failure(
+                    "age", f"age {before.age:.0f} -> {round(after.age)} (child/adult swap)", values | {"swap": True}
+                )
+            )
     if "emotion" in preserve and before.emotion and after.emotion != before.emotion:
-        failures.append(Failure("emotion", f"emotion {before.emotion} -> {after.emotion}", {"before": before.emotion, "after": after.emotion}))
+        failures.append(
+            Failure(
+                "emotion",
+                f"emotion {before.emotion} -> {after.emotion}",
+                {"before": before.emotion, "after": after.emotion},
+            )
+        )
     return failures
 
 
@@ -408,4 +474,3 @@ def paste(target: np.ndarray, patch: np.ndarray, bounds: tuple[int, int, int, in
     if tx2 <= tx1 or ty2 <= ty1:
         return
     target[ty1:ty2, tx1:tx2] = patch[ty1 + oy - y1 : ty2 + oy - y1, tx1 + ox - x1 : tx2 + ox - x1]
-

@@ -129,11 +129,15 @@ class PrototypeBank:
                     reference=data["reference"].astype(np.float64),
                 )
         except KeyError as error:
-            raise ModelError(f"prototype bank {show_path(path)} is corrupt or of another version: no entry {error}") from None
+            raise ModelError(
+                f"prototype bank {show_path(path)} is corrupt or of another version: no entry {error}"
+            ) from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
             raise ModelError(f"prototype bank {show_path(path)} cannot be read: {one_line(error)}") from None
         count = len(bank.images)
-        if any(len(column) != count for column in (bank.shapes, bank.sex, bank.expression, bank.apparent_age, bank.sface)):
+        if any(
+            len(column) != count for column in (bank.shapes, bank.sex, bank.expression, bank.apparent_age, bank.sface)
+        ):
             raise ModelError(f"prototype bank {show_path(path)} is corrupt: its columns differ in length")
         return bank
 

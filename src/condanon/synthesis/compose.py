@@ -78,7 +78,9 @@ def triangles_for(reference: np.ndarray) -> np.ndarray:
     return _triangles[key]
 
 
-def mix(images: list[np.ndarray], shapes: list[np.ndarray], weights: list[float], triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mix(
+    images: list[np.ndarray], shapes: list[np.ndarray], weights: list[float], triangles: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the morph of several prototypes: shapes averaged by ``weights``, textures warped onto it and averaged."""
     weights_a = np.asarray(weights, dtype=np.float64) / np.sum(weights)
     shape = np.tensordot(weights_a, np.asarray(shapes), axes=1)
@@ -176,7 +178,20 @@ def prepare(frame: np.ndarray, original68: np.ndarray) -> Region:
     grey = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)
     noise = _noise_level(grey, skin)
     texture = detail.sample(grey, skin_only(source_layout - origin, size), source_layout[:68] - origin)
-    return Region(source_layout, ring, (int(x1), int(y1), int(x2), int(y2)), scale, small, mean, std, skin, noise, texture, forehead, crisp)
+    return Region(
+        source_layout,
+        ring,
+        (int(x1), int(y1), int(x2), int(y2)),
+        scale,
+        small,
+        mean,
+        std,
+        skin,
+        noise,
+        texture,
+        forehead,
+        crisp,
+    )
 
 
 def compose(
@@ -259,7 +274,12 @@ def compose(
 
 
 def warp_distortion(
-    original68: np.ndarray, candidate: Candidate, triangles: np.ndarray, shape_mix: float, feature_mix: float, region: Region
+    original68: np.ndarray,
+    candidate: Candidate,
+    triangles: np.ndarray,
+    shape_mix: float,
+    feature_mix: float,
+    region: Region,
 ) -> tuple[float, bool]:
     """Return (largest stretch, any fold) of the warp that lays ``candidate``'s face onto its place (`warp.distortion`).
 
@@ -273,7 +293,9 @@ def warp_distortion(
     return distortion(geometry.layout(candidate.shape), geometry.layout(target68, region.ring), inner)
 
 
-def _skin_detail(face: np.ndarray, texture: detail.SkinDetail, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _skin_detail(
+    face: np.ndarray, texture: detail.SkinDetail, points: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Return the residual to add to ``face`` (BGR float, its layout ``points``): shuffled skin detail on its skin.
 
     Scaled so the skin's fine energy becomes the original's (the prototype's own counts), and faded in

@@ -74,7 +74,9 @@ FEATURES = (np.arange(36, 42), np.arange(42, 48), np.arange(17, 22), np.arange(2
 """Right eye, left eye, right brow, left brow, mouth: moved whole (placement); reshaped only by `target_shape`'s ``reshape``."""
 
 
-def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, features: float = 0.0, reshape: float = 0.0) -> np.ndarray:
+def target_shape(
+    original68: np.ndarray, prototype68: np.ndarray, mix: float, features: float = 0.0, reshape: float = 0.0
+) -> np.ndarray:
     """Return the 68 points of the synthetic face: the prototype's outline and nose, the original's expression.
 
     The identity change is worked out in the prototype's (frontal) frame: the original is brought
@@ -103,10 +105,14 @@ def target_shape(original68: np.ndarray, prototype68: np.ndarray, mix: float, fe
     centre_o, centre_p = frontal[27:31, 0].mean(), prototype68[27:31, 0].mean()
     ratios = []
     for side, points in ((0, np.arange(0, 8)), (16, np.arange(9, 17))):
-        ratios.append(float(np.clip(abs(frontal[side, 0] - centre_o) / max(abs(prototype68[side, 0] - centre_p), 1e-6), 0.0, 1.0)))
+        ratios.append(
+            float(np.clip(abs(frontal[side, 0] - centre_o) / max(abs(prototype68[side, 0] - centre_p), 1e-6), 0.0, 1.0))
+        )
         delta[points, 0] *= ratios[-1]
     placement = np.zeros_like(frontal)  # eyes, brows, mouth: moved whole...
-    shaping = np.zeros_like(frontal)  # ...and, with reshape, given the prototype's shape, foreshortened as the original's side is
+    shaping = np.zeros_like(
+        frontal
+    )  # ...and, with reshape, given the prototype's shape, foreshortened as the original's side is
     for group in FEATURES:
         placement[group] = prototype68[group].mean(axis=0) - frontal[group].mean(axis=0)
         shape = prototype68[group] - prototype68[group].mean(axis=0)

@@ -132,15 +132,23 @@ class Synthesizer(CheckedSynthesizer):
             used.add(first)
             weight = float(rng.uniform(0.5, 0.8))
             pair = [first, second]
-            image, shape = mix([bank.images[i] for i in pair], [bank.shapes[i] for i in pair], [weight, 1 - weight], triangles)
+            image, shape = mix(
+                [bank.images[i] for i in pair], [bank.shapes[i] for i in pair], [weight, 1 - weight], triangles
+            )
             reshape = self.reshape if attempt <= self.candidates else self.more_reshape
             candidate = Candidate(image, shape, (first, second), (weight, 1 - weight), reshape)
-            stretch, folded = warp_distortion(face.landmarks68, candidate, triangles, self.shape_mix, self.feature_mix, region)
+            stretch, folded = warp_distortion(
+                face.landmarks68, candidate, triangles, self.shape_mix, self.feature_mix, region
+            )
             patch, bounds = compose(
                 output, face.landmarks68, candidate, triangles, self.shape_mix, rng, self.feature_mix, region
             )
             if folded:  # refused before it is checked: the warp mirrors part of the texture
-                check = Check(similarity=1.0, attributes=None, failures=[Failure("fold", "warp folds the face over", {"stretch": stretch})])
+                check = Check(
+                    similarity=1.0,
+                    attributes=None,
+                    failures=[Failure("fold", "warp folds the face over", {"stretch": stretch})],
+                )
             else:
                 check = self.check_patch(output, patch, bounds, goal, face.attributes)
             outcome = Synthesis(
@@ -183,7 +191,9 @@ class PrototypeIdentity:
 
     def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
         """Compose the candidate at ``landmarks68`` and paste it into ``output``."""
-        patch, bounds = compose(output, landmarks68, self.candidate, self.triangles, self.shape_mix, rng, self.feature_mix)
+        patch, bounds = compose(
+            output, landmarks68, self.candidate, self.triangles, self.shape_mix, rng, self.feature_mix
+        )
         paste(output, patch, bounds, (0, 0))
 
 
@@ -228,5 +238,3 @@ class Steering:
         for failure in check.failures:
             if failure.kind in self.STEERED:  # the rank term of the same name
                 setattr(self.weights, failure.kind, 2.0 * getattr(self.weights, failure.kind))
-
-

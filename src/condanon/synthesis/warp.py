@@ -26,7 +26,9 @@ def triangulate(points: np.ndarray) -> np.ndarray:
 def _affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Return ``(T, 2, 3)`` maps taking each target triangle onto its source triangle (NaN for a degenerate one)."""
     dst = target[triangles]  # (T, 3, 2)
-    area = (dst[:, 1, 0] - dst[:, 0, 0]) * (dst[:, 2, 1] - dst[:, 0, 1]) - (dst[:, 2, 0] - dst[:, 0, 0]) * (dst[:, 1, 1] - dst[:, 0, 1])
+    area = (dst[:, 1, 0] - dst[:, 0, 0]) * (dst[:, 2, 1] - dst[:, 0, 1]) - (dst[:, 2, 0] - dst[:, 0, 0]) * (
+        dst[:, 1, 1] - dst[:, 0, 1]
+    )
     ok = np.abs(area) >= 1e-9
     corners = np.concatenate([dst, np.ones((len(triangles), 3, 1))], axis=2)  # rows [x, y, 1]
     corners[~ok] = np.eye(3)
@@ -79,7 +81,9 @@ def warp(
     return out, covered
 
 
-def distortion(source: np.ndarray, target: np.ndarray, triangles: np.ndarray, small: float = 0.05) -> tuple[float, bool]:
+def distortion(
+    source: np.ndarray, target: np.ndarray, triangles: np.ndarray, small: float = 0.05
+) -> tuple[float, bool]:
     """Return how far the piecewise-affine map from ``source`` to ``target`` deforms its triangles.
 
     The first value is the largest stretch: over the triangles, the ratio of the larger to the smaller

@@ -210,7 +210,9 @@ class VideoAnonymizer:
         reader = VideoReader(source, audio=encode.audio)
         info = reader.info
         writer = None
-        report = VideoRunReport(str(source), None if output is None else str(output), info.to_dict(), self.method, settings=self.settings())
+        report = VideoRunReport(
+            str(source), None if output is None else str(output), info.to_dict(), self.method, settings=self.settings()
+        )
         complete = False
         restore = self._catch_interrupt() if info.live else None
         try:
@@ -277,7 +279,9 @@ class VideoAnonymizer:
             report.frames_read += 1
             yield frame
 
-    def _emit(self, done: tuple[VideoFrame, np.ndarray], writer: VideoWriter | None, sink: Any, report: VideoRunReport) -> None:
+    def _emit(
+        self, done: tuple[VideoFrame, np.ndarray], writer: VideoWriter | None, sink: Any, report: VideoRunReport
+    ) -> None:
         frame, image = done
         if writer is not None:
             writer.write(image, frame.pts)
@@ -293,7 +297,9 @@ class _RunState:
         self.owner = owner
         self.a = owner.anonymizer
         self.report = report
-        self.tracks = FaceTracks(float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=owner.min_score)
+        self.tracks = FaceTracks(
+            float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=owner.min_score
+        )
         self.buffer: deque[VideoFrame] = deque()
         self.keyframe = -1
         self.identities: dict[int, SynthesisIdentity] = {}
@@ -344,7 +350,9 @@ class _RunState:
                 self.a.landmarker.landmarks(image, faces)
             except Exception as error:
                 log.warning("frame %d: landmarks failed: %s", frame.index, error)
-        due = [f for f in faces if frame.index - self.last_reading.get(f.track_id, -10**9) >= self.owner.attribute_every]
+        due = [
+            f for f in faces if frame.index - self.last_reading.get(f.track_id, -(10**9)) >= self.owner.attribute_every
+        ]
         for face, attributes in zip(due, self.owner.read(image, due)):
             face.attributes = attributes
             self.last_reading[face.track_id] = frame.index
@@ -353,7 +361,11 @@ class _RunState:
         crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         if self.a.synthesizer is not None:
             for face in faces:
-                if face.track_id not in self.identities and face.track_id not in self.failed and id(face) not in crowded:
+                if (
+                    face.track_id not in self.identities
+                    and face.track_id not in self.failed
+                    and id(face) not in crowded
+                ):
                     self._choose(image, face, frame.index)
         if self.a.verify:
             self._check(image, [f for f in faces if id(f) not in crowded], frame.index)
@@ -414,7 +426,12 @@ class _RunState:
         log.info("track %d falls back to %s: %s", track_id, self.a.fallback.name, failure)
         self.failed[track_id] = failure
         track = self.report.track(track_id, self.a.method)
-        track.verdict, track.reason, track.method, track.failure = "fallback", failure.detail, self.a.fallback.name, failure
+        track.verdict, track.reason, track.method, track.failure = (
+            "fallback",
+            failure.detail,
+            self.a.fallback.name,
+            failure,
+        )
 
     # -- output frames ----------------------------------------------------------------------------
 
@@ -432,7 +449,9 @@ class _RunState:
             track = self.report.track(placement.track, self.a.method)
             x1, y1, x2, y2 = (round(v, 1) for v in placement.face.box.clipped(width, height).to_list())
             verdict = "anonymized" if method == self.a.method else "fallback"
-            self.report.boxes.append((frame.index, round(frame.time, 4), placement.track, x1, y1, x2, y2, placement.source, method, verdict))
+            self.report.boxes.append(
+                (frame.index, round(frame.time, 4), placement.track, x1, y1, x2, y2, placement.source, method, verdict)
+            )
             track.seen(frame.index, placement.source)
         frame.image = output
         return frame, output
@@ -465,9 +484,11 @@ class _RunState:
         try:
             self.a.fallback.apply(output, placement.face.box)
         except Exception as error:  # fail closed: black out the box's part of the frame
-            log.warning("frame %d track %d: %s failed, blacked out: %s", index, placement.track, self.a.fallback.name, error)
+            log.warning(
+                "frame %d track %d: %s failed, blacked out: %s", index, placement.track, self.a.fallback.name, error
+            )
             x1, y1, x2, y2 = placement.face.box.clipped(output.shape[1], output.shape[0]).to_int()
-            output[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = 0
+            output[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = 0
         self.report.track(placement.track, self.a.method).fallback_frames += 1
         return self.a.fallback.name
 
@@ -532,7 +553,10 @@ class _RunState:
             try:
                 self._render(drawn, placement, placement.face.landmarks68)
             except Exception as error:
-                self._fail(placement.track, Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index}))
+                self._fail(
+                    placement.track,
+                    Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index}),
+                )
         for placement in due:
             if placement.track not in self.failed:
                 self._verify(image, drawn, placement, index)
@@ -544,14 +568,18 @@ class _RunState:
         track = self.report.track(placement.track, self.a.method)
         face = placement.face
         after_face = dataclasses.replace(face, embeddings={})
-        embedders = [self.a.embedder] + ([self.a.attacker] if self.a.attacker and self.owner.attacker_checks and first else [])
+        embedders = [self.a.embedder] + (
+            [self.a.attacker] if self.a.attacker and self.owner.attacker_checks and first else []
+        )
         checks = []
         for embedder in embedders:
             try:
                 before = embed_original(embedder, original, [face])[0]
                 after = embedder.embed(drawn, [after_face])[0]
             except Exception as error:
-                log.warning("frame %d track %d: identity check with %s failed: %s", index, placement.track, embedder.name, error)
+                log.warning(
+                    "frame %d track %d: identity check with %s failed: %s", index, placement.track, embedder.name, error
+                )
                 checks.append(unjudged(embedder))
                 continue
             after_face.embeddings[embedder.name] = after
@@ -560,9 +588,20 @@ class _RunState:
         failed = [c for c in checks if c.matched is None or c.matched]
         if failed:
             c = failed[0]
-            what = "could not run" if c.matched is None else f"matched ({c.metric} {c.value:.3f}, bar {c.threshold:.3f} with margin {self.owner.margin})"
+            what = (
+                "could not run"
+                if c.matched is None
+                else f"matched ({c.metric} {c.value:.3f}, bar {c.threshold:.3f} with margin {self.owner.margin})"
+            )
             values = {"frame": index, "embedder": c.embedder, "value": c.value, "bar": c.threshold}
-            self._fail(placement.track, Failure("unchecked" if c.matched is None else "identity", f"{c.embedder} check on frame {index} {what}", values))
+            self._fail(
+                placement.track,
+                Failure(
+                    "unchecked" if c.matched is None else "identity",
+                    f"{c.embedder} check on frame {index} {what}",
+                    values,
+                ),
+            )
             return
         readings = self.owner.read(drawn, [after_face])
         if readings[0] is not None:

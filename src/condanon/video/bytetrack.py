@@ -58,15 +58,25 @@ class KalmanBoxFilter:
     def initiate(self, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return the state of a new track at ``xyah`` (still, uncertain in proportion to its height)."""
         h = xyah[3]
-        spread = [2 * self.POSITION * h, 2 * self.POSITION * h, 1e-2, 2 * self.POSITION * h,
-                  10 * self.VELOCITY * h, 10 * self.VELOCITY * h, 1e-5, 10 * self.VELOCITY * h]
+        spread = [
+            2 * self.POSITION * h,
+            2 * self.POSITION * h,
+            1e-2,
+            2 * self.POSITION * h,
+            10 * self.VELOCITY * h,
+            10 * self.VELOCITY * h,
+            1e-5,
+            10 * self.VELOCITY * h,
+        ]
         return np.r_[xyah, np.zeros_like(xyah)], np.diag(np.square(spread))
 
     def predict(self, means: np.ndarray, covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return the states of several tracks (``means`` n x 8, ``covariances`` n x 8 x 8) one frame on."""
         h = means[:, 3]
-        spread = np.r_[[self.POSITION * h, self.POSITION * h, 1e-2 * np.ones_like(h), self.POSITION * h],
-                       [self.VELOCITY * h, self.VELOCITY * h, 1e-5 * np.ones_like(h), self.VELOCITY * h]]
+        spread = np.r_[
+            [self.POSITION * h, self.POSITION * h, 1e-2 * np.ones_like(h), self.POSITION * h],
+            [self.VELOCITY * h, self.VELOCITY * h, 1e-5 * np.ones_like(h), self.VELOCITY * h],
+        ]
         noise = np.asarray([np.diag(row) for row in np.square(spread).T])
         moved = np.dot(self.motion, covariances).transpose((1, 0, 2))
         return np.dot(means, self.motion.T), np.dot(moved, self.motion.T) + noise
@@ -213,11 +223,15 @@ class _Track:
 def _costs(tracks: list[_Track], detections: list[_Track], scored: bool) -> np.ndarray:
     if not tracks or not detections:
         return np.empty((len(tracks), len(detections)), dtype=np.float32)
-    iou = iou_matrix(np.asarray([t.xyxy for t in tracks], dtype=np.float32),
-                     np.asarray([d.xyxy for d in detections], dtype=np.float32))
+    iou = iou_matrix(
+        np.asarray([t.xyxy for t in tracks], dtype=np.float32),
+        np.asarray([d.xyxy for d in detections], dtype=np.float32),
+    )
     cost = np.asarray(1 - iou, dtype=np.float32)
     if scored:  # through the cost and back, as the reference does (float32 rounding)
-        cost = np.asarray(1 - (1 - cost) * np.array([d.score for d in detections], dtype=np.float32)[None, :], dtype=np.float32)
+        cost = np.asarray(
+            1 - (1 - cost) * np.array([d.score for d in detections], dtype=np.float32)[None, :], dtype=np.float32
+        )
     return cost
 
 
@@ -302,7 +316,11 @@ class ByteTracker:
 
     def _step(self, boxes: np.ndarray, scores: np.ndarray) -> list[_Track]:
         self.frame += 1
-        valid = np.isfinite(np.c_[boxes, scores]).all(axis=1) & (boxes[:, 2] - boxes[:, 0] > 0) & (boxes[:, 3] - boxes[:, 1] > 0)
+        valid = (
+            np.isfinite(np.c_[boxes, scores]).all(axis=1)
+            & (boxes[:, 2] - boxes[:, 0] > 0)
+            & (boxes[:, 3] - boxes[:, 1] > 0)
+        )
         boxes, scores = boxes[valid], scores[valid]
         strong_mask = scores >= self.activation_threshold
         weak_mask = (scores > WEAK_FLOOR) & (scores < self.activation_threshold)
@@ -376,5 +394,7 @@ class ByteTracker:
                 drop_lost.add(b)
             else:
                 drop_tracked.add(a)
-        return ([t for i, t in enumerate(tracked) if i not in drop_tracked],
-                [t for i, t in enumerate(lost) if i not in drop_lost])
+        return (
+            [t for i, t in enumerate(tracked) if i not in drop_tracked],
+            [t for i, t in enumerate(lost) if i not in drop_lost],
+        )

@@ -132,7 +132,7 @@ def _open_container(source: str, timeout: float) -> Any:
     options: dict[str, str] = {}
     kwargs: dict[str, Any] = {}
     if source.startswith(CAMERA_PREFIX):
-        source = f"/dev/video{int(source[len(CAMERA_PREFIX):])}"
+        source = f"/dev/video{int(source[len(CAMERA_PREFIX) :])}"
     if source.startswith("/dev/video"):
         kwargs["format"] = "v4l2"
     if source.lower().startswith(("rtsp://", "rtsps://")):
@@ -156,7 +156,9 @@ class VideoReader:
     ``errors`` gets one line saying so.
     """
 
-    def __init__(self, source: str | os.PathLike[str], audio: bool = True, threaded: bool = True, timeout: float = 10.0) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str], audio: bool = True, threaded: bool = True, timeout: float = 10.0
+    ) -> None:
         self.source = str(source)
         self.live = is_stream(self.source)
         if not self.live and not Path(self.source).is_file():
@@ -343,14 +345,20 @@ class VideoWriter:
         import av
 
         self.path = Path(path)
-        self.partial = Path(partial) if partial is not None else self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.partial = (
+            Path(partial)
+            if partial is not None
+            else self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.info = info
         try:
             self.container = av.open(str(self.partial), mode="w")
             self.stream = self.container.add_stream(options.codec, rate=info.fps)
         except (av.FFmpegError, ValueError, OSError) as error:
-            raise VideoError(f"{self.path}: cannot write video with {options.codec}: {one_line(error, whole=True)}") from None
+            raise VideoError(
+                f"{self.path}: cannot write video with {options.codec}: {one_line(error, whole=True)}"
+            ) from None
         self.stream.width = info.width
         self.stream.height = info.height
         self.stream.pix_fmt = _pix_fmt(options.codec, info.width, info.height)

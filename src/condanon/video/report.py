@@ -26,7 +26,9 @@ def aggregate(readings: list[Attributes]) -> Attributes | None:
         return None
     ages = [r.age for r in readings if r.age is not None]
     males = [
-        (r.sex_confidence or 0.5) if r.sex == "male" else 1.0 - (r.sex_confidence or 0.5) for r in readings if r.sex is not None
+        (r.sex_confidence or 0.5) if r.sex == "male" else 1.0 - (r.sex_confidence or 0.5)
+        for r in readings
+        if r.sex is not None
     ]
     totals: Counter[str] = Counter()
     for r in readings:
@@ -35,7 +37,11 @@ def aggregate(readings: list[Attributes]) -> Attributes | None:
     male = float(np.mean(males)) if males else None
     emotion = max(totals, key=lambda name: totals[name]) if totals else None
     if emotion is None:
-        emotion = Counter(r.emotion for r in readings if r.emotion).most_common(1)[0][0] if any(r.emotion for r in readings) else None
+        emotion = (
+            Counter(r.emotion for r in readings if r.emotion).most_common(1)[0][0]
+            if any(r.emotion for r in readings)
+            else None
+        )
     return Attributes(
         age=float(np.median(ages)) if ages else None,
         age_std=float(np.std(ages)) if len(ages) > 1 else (readings[0].age_std if ages else None),
@@ -102,14 +108,16 @@ class TrackReport:
             values = [c.value for c in checks if c.value is not None]
             metric = checks[0].metric
             worst = (max(values) if metric == "cosine" else min(values)) if values else None
-            out.append({
-                "embedder": name,
-                "metric": metric,
-                "threshold": checks[0].threshold,
-                "checks": len(checks),
-                "worst": None if worst is None else round(float(worst), 4),
-                "matched": sum(1 for c in checks if c.matched),
-            })
+            out.append(
+                {
+                    "embedder": name,
+                    "metric": metric,
+                    "threshold": checks[0].threshold,
+                    "checks": len(checks),
+                    "worst": None if worst is None else round(float(worst), 4),
+                    "matched": sum(1 for c in checks if c.matched),
+                }
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -85,7 +85,11 @@ def _moved(face: Face, box: Box, grow: float) -> Face:
         return out
 
     return dataclasses.replace(
-        face, box=box.scaled(1.0 + grow), landmarks5=move(face.landmarks5), landmarks68=move(face.landmarks68), embeddings={}
+        face,
+        box=box.scaled(1.0 + grow),
+        landmarks5=move(face.landmarks5),
+        landmarks68=move(face.landmarks68),
+        embeddings={},
     )
 
 
@@ -222,8 +226,12 @@ class FaceTracks:
                 out.append(Placement(track.id, interpolate(a, b, w, gap_grow), "interpolated", gap_grow))
             elif after and not before and after[0] - frame <= self.backfill:
                 first = track.observations[after[0]]
-                out.append(Placement(track.id, _moved(first, first.box, self.bridge_grow), "backfilled", self.bridge_grow))
-            elif before and frame - before[-1] <= self.max_gap and not (after and after[0] - before[-1] <= self.max_gap):
+                out.append(
+                    Placement(track.id, _moved(first, first.box, self.bridge_grow), "backfilled", self.bridge_grow)
+                )
+            elif (
+                before and frame - before[-1] <= self.max_gap and not (after and after[0] - before[-1] <= self.max_gap)
+            ):
                 out.append(Placement(track.id, self._predict(track, before, frame), "predicted", self.bridge_grow))
         return out
 
