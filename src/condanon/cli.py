@@ -37,7 +37,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import CondanonError, ImageError, ModelError, one_line, show_path
@@ -59,6 +59,11 @@ from .options import DEFAULT_DETECTOR, DEFAULT_FACENESS
 from .runtime import preload_onnxruntime
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 
+if TYPE_CHECKING:
+    from .options import Detection
+    from .pipeline import Anonymizer
+    from .video import EncodeOptions, VideoAnonymizer
+
 log = logging.getLogger("condanon.cli")
 
 
@@ -71,7 +76,9 @@ def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
 
 
 def _error(message: str) -> None:
-    """Print ``message`` as one ``condanon: error:`` line, control characters escaped (a file name cannot forge lines)."""
+    """Print ``message`` as one ``condanon: error:`` line, control characters escaped (a file name
+    cannot forge lines).
+    """
     from tqdm import tqdm
 
     tqdm.write(f"condanon: error: {show_path(message)}", file=sys.stderr)  # keeps a running progress bar intact
@@ -89,16 +96,17 @@ class _OneLine(logging.Formatter):
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Return the `Anonymizer`'s keyword arguments from the command line (each method takes its own flags)."""
-    from .methods import AUTO, cli_options, method_options
+    from .methods import AUTO, DP2Options, SyntheticOptions, cli_options, method_options
     from .options import Checks
 
     values = {name: getattr(args, name, None) for name in cli_options()}
     if args.method == AUTO:
         from .pipeline import auto
 
-        method = auto(
-            method_options("dp2", values, ignore_others=True), method_options("synthetic", values, ignore_others=True)
-        )
+        dp2 = method_options("dp2", values, ignore_others=True)
+        synthetic = method_options("synthetic", values, ignore_others=True)
+        assert isinstance(dp2, DP2Options) and isinstance(synthetic, SyntheticOptions)  # the registry's classes
+        method = auto(dp2, synthetic)
     else:
         method = method_options(args.method, values, ignore_others=True)
     return {
@@ -110,13 +118,13 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _anonymizer(args: argparse.Namespace) -> Any:
+def _anonymizer(args: argparse.Namespace) -> Anonymizer:
     from .pipeline import Anonymizer
 
     return Anonymizer(**_options(args))
 
 
-def _detection(args: argparse.Namespace) -> Any:
+def _detection(args: argparse.Namespace) -> Detection:
     from .options import Detection
 
     return Detection(
@@ -129,7 +137,9 @@ def _faceness(args: argparse.Namespace) -> str | None:
 
 
 def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
-    """Return where an input goes: ``out/relative``; a suffix condanon does not write gets ``.png`` added (``x.jfif.png``)."""
+    """Return where an input goes: ``out/relative``; a suffix condanon does not write gets ``.png`` added
+    (``x.jfif.png``).
+    """
     if single_file_target:
         return out
     target = out / relative
@@ -179,20 +189,21 @@ def _plan(inputs: list[tuple[Path, Path]], out: Path, single: bool) -> list[tupl
             owners.setdefault(os.path.normcase(os.path.abspath(claimed)), []).append(index)
     sources = {os.path.normcase(os.path.realpath(path)): index for index, (path, _) in enumerate(unique)}
     refusals: dict[int, str] = {}
-    for claimed, indices in owners.items():
+    for claimed_name, indices in owners.items():
         for index in indices:
             others = [unique[j][0] for j in indices if j != index]
             if others and index not in refusals:
                 more = f" and {len(others) - 1} more" if len(others) > 1 else ""
                 refusals[index] = (
                     f"{show_path(unique[index][0])}: same output name as {show_path(others[0])}{more} "
-                    f"({show_path(claimed)}); none of them is written: rename one, or give them separate runs"
+                    f"({show_path(claimed_name)}); none of them is written: rename one, or give them separate runs"
                 )
     for index, target in enumerate(targets):
         other = sources.get(os.path.normcase(os.path.realpath(target)))
         if other is not None and other != index and index not in refusals:
             refusals[index] = (
-                f"{show_path(unique[index][0])}: its output {show_path(target)} would overwrite the input {show_path(unique[other][0])}"
+                f"{show_path(unique[index][0])}: its output {show_path(target)} "
+                f"would overwrite the input {show_path(unique[other][0])}"
             )
     return [(path, targets[index], refusals.get(index)) for index, (path, _) in enumerate(unique)]
 
@@ -240,7 +251,7 @@ def _regular_file(path: Path) -> None:
         raise ImageError(f"{show_path(path)}: not a regular file (a FIFO, socket or device is never read)")
 
 
-def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
+def _video_anonymizer(args: argparse.Namespace, anonymizer: Anonymizer) -> VideoAnonymizer:
     from .video import VideoAnonymizer
 
     return VideoAnonymizer(
@@ -252,7 +263,7 @@ def _video_anonymizer(args: argparse.Namespace, anonymizer: Any) -> Any:
     )
 
 
-def _encode_options(args: argparse.Namespace) -> Any:
+def _encode_options(args: argparse.Namespace) -> EncodeOptions:
     from .video import EncodeOptions
 
     return EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, audio=not args.no_audio)
@@ -275,9 +286,11 @@ def _frame_progress(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
 
 
 def _run_video(
-    args: argparse.Namespace, videos: Any, source: str, target: Path | None, partial: Path | None = None
+    args: argparse.Namespace, videos: VideoAnonymizer, source: str, target: Path | None, partial: Path | None = None
 ) -> dict[str, Any]:
-    """Anonymise one video or stream into ``target``; write its track report and box CSV beside it; return the report."""
+    """Anonymise one video or stream into ``target``; write its track report and box CSV beside it;
+    return the report.
+    """
     progress, bar = _frame_progress(args, show_path(Path(source).name))
     try:
         report = videos.run(source, target, _encode_options(args), partial=partial, progress=progress)
@@ -298,7 +311,9 @@ def _run_video(
 
 
 def _settings_digest(args: argparse.Namespace) -> str:
-    """Return a digest of every setting that shapes a job's outputs: the `Anonymizer`'s (``auto`` resolved), and video's and the writer's."""
+    """Return a digest of every setting that shapes a job's outputs: the `Anonymizer`'s (``auto`` resolved), and video's
+    and the writer's.
+    """
     from .pipeline import ATTRIBUTE_NAMES, settings_of
 
     options = _options(args)
@@ -315,7 +330,7 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _anonymize_image(args: argparse.Namespace, anonymizer: Any, path: Path, target: Path) -> dict[str, Any]:
+def _anonymize_image(args: argparse.Namespace, anonymizer: Anonymizer, path: Path, target: Path) -> dict[str, Any]:
     """Anonymise every frame (or page) of the image at ``path`` into ``target``; return its report."""
     frames = read_frames(path)
     results = []
@@ -385,7 +400,10 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         raise CondanonError(
             f"-o {show_path(out)}: an existing file, not a folder; {len(inputs)} inputs need an output folder"
             if len(inputs) > 1
-            else f"-o {show_path(out)}: an existing file that is not an image or video name; give a folder or an image file"
+            else (
+                f"-o {show_path(out)}: an existing file that is not an image or video name; "
+                "give a folder or an image file"
+            )
         )
     _check_report(args.report)
     check_writable(out.parent if single else out, f"output {show_path(out)}")
@@ -443,8 +461,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                         report["output"] = str(target)
                         reports.append(report)
                         failures += 1
-                        for error in errors:
-                            _error(error)
+                        for message in errors:
+                            _error(message)
                         if job is not None:
                             job.failed(path, target, "; ".join(errors))
                         continue
@@ -500,8 +518,10 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
 
 ATTRIBUTE_FIELDS = ["age", "sex", "sex_confidence", "emotion", "emotion_confidence"]
-CSV_FIELDS = ["source", "face", "x1", "y1", "x2", "y2", "score", "uncertain", "faceness"] + ATTRIBUTE_FIELDS
-"""One row per face; ``uncertain`` faces (found only by a recall net, or of doubtful faceness) are not people to count."""
+CSV_FIELDS = ["source", "face", "x1", "y1", "x2", "y2", "score", "uncertain", "faceness", *ATTRIBUTE_FIELDS]
+"""One row per face; ``uncertain`` faces (found only by a recall net, or of doubtful faceness) are not
+people to count.
+"""
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -44,7 +44,9 @@ class Failure:
 
     @property
     def unsure(self) -> bool:
-        """Return whether the reading before was unsure (a sex read under the clear confidence): reported, not refused."""
+        """Return whether the reading before was unsure (a sex read under the clear confidence):
+        reported, not refused.
+        """
         return bool(self.values.get("unsure"))
 
     @property
@@ -70,5 +72,7 @@ def uncertain_failure(doubt: str | None) -> Failure:
 
 
 def small_failure(height: float, least: float, purpose: str) -> Failure:
-    """Return why a face ``height`` px high, under ``least``, gets no synthetic face (``purpose``: what it is too small for)."""
+    """Return why a face ``height`` px high, under ``least``, gets no synthetic face (``purpose``: what it is too small
+    for).
+    """
     return Failure("small", f"face {height:.0f} px high, under {least:.0f} px: too small {purpose}", {"height": height})

@@ -6,6 +6,7 @@ half-image), it has 3 or fewer channels, and its size is between `MIN_SIDE` and 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import logging
@@ -121,12 +122,10 @@ def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
     if kind == "f":
         if not np.isfinite(array).all():
             raise ImageError(f"{what}: {array.dtype} array holds NaN or infinite values")
-        low, high = float(array.min()), float(array.max())
-        if low < 0 or high > 255:
-            raise ImageError(
-                f"{what}: {array.dtype} values {low:g}..{high:g} are not pixel values (want 0..1, or 0..255)"
-            )
-        scale = 255.0 if high <= 1.0 else 1.0
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(f"{what}: {array.dtype} values {lo:g}..{hi:g} are not pixel values (want 0..1, or 0..255)")
+        scale = 255.0 if hi <= 1.0 else 1.0
         return np.clip(array.astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8)
     raise ImageError(f"{what}: unsupported dtype {array.dtype} (want uint8, uint16, bool, integers or floats)")
 
@@ -138,10 +137,8 @@ def pil_to_bgr(image: Image.Image, what: str) -> np.ndarray:
     """
     width, height = image.size
     _check_shape((height, width), what)
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not stop us reading the pixels
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not stop us reading the pixels
-        pass
     if image.mode.startswith("I;16"):
         return array_to_bgr(np.asarray(image).astype(np.uint16), "bgr", what)
     if image.mode == "I":
@@ -255,7 +252,8 @@ def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> 
                     )
                 if count * width * height > MAX_PIXELS:
                     raise ImageError(
-                        f"{name}: {count} frames of {width}x{height} px, over the {MAX_PIXELS / 1e6:.0f} MP limit in all"
+                        f"{name}: {count} frames of {width}x{height} px, "
+                        f"over the {MAX_PIXELS / 1e6:.0f} MP limit in all"
                     )
                 frames = Frames([], image.format, loop=image.info.get("loop"))
                 for index in range(count):
@@ -466,7 +464,8 @@ def list_images(
     exclude: list[Path] | None = None,
     errors: list[str] | None = None,
 ) -> list[tuple[Path, Path]]:
-    """Return ``(file, relative_name)`` for every input file and every file with one of ``suffixes`` under input folders.
+    """Return ``(file, relative_name)`` for every input file and every file with one of ``suffixes`` under input
+    folders.
 
     Folders are walked recursively and sorted, following links to folders once each (a link loop
     ends there), without the folders in ``exclude`` (the output folder of a job) and without files

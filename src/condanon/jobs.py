@@ -314,7 +314,8 @@ def _acquire(lock_path: Path, out_dir: Path) -> int:
     """Return the descriptor holding the exclusive lock on ``lock_path``; raise if another job holds it."""
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     if fcntl is None:
-        log.debug("no fcntl here: job folder %s is not locked", out_dir)
+        # mypy checks for this platform, where fcntl always imports; it is None on Windows only
+        log.debug("no fcntl here: job folder %s is not locked", out_dir)  # type: ignore[unreachable]
         return fd
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -20,7 +20,7 @@ from .errors import ConfigError
 Shape = Literal["box", "ellipse"]
 
 
-def _option(default: Any, flag: str | None = None, help: str = "", **argparse: Any) -> Any:  # noqa: A002
+def _option(default: Any, flag: str | None = None, help: str = "", **argparse: Any) -> Any:
     """Return a dataclass field whose metadata says how the CLI exposes it (``flag`` ``None``: it does not)."""
     return field(default=default, metadata={"flag": flag, "help": help, "argparse": argparse})
 
@@ -42,7 +42,8 @@ class MethodOptions:
 class ObscureOptions(MethodOptions):
     """A conventional method's region: its shape and its size relative to the face box."""
 
-    shape: Shape = _option("ellipse", "--shape", "region shape", choices=["ellipse", "box"])
+    # _option returns a dataclasses.field (RUF009 reads it as a call that makes a shared default)
+    shape: Shape = _option("ellipse", "--shape", "region shape", choices=["ellipse", "box"])  # noqa: RUF009
     scale: float = _option(1.3, "--mask-scale", "region size relative to the face box", type=float)
 
 
@@ -155,7 +156,9 @@ METHOD_OPTIONS: dict[str, type[MethodOptions]] = {
 }
 """Every method by name, to its options class."""
 AUTO = "auto"
-"""Not a method of its own: ``dp2`` where PyTorch and its checkpoint are installed, else ``synthetic`` (`resolve_method`)."""
+"""Not a method of its own: ``dp2`` where PyTorch and its checkpoint are installed, else ``synthetic``
+(`resolve_method`).
+"""
 METHODS: tuple[str, ...] = (*METHOD_OPTIONS, AUTO)
 """The built-in methods' names (`method_names` also lists registered ones)."""
 FALLBACKS: tuple[str, ...] = tuple(

@@ -116,7 +116,7 @@ class View:
                 int(self.angle)
             ]
             back = cv2.rotate(after, undo)
-            mask = cv2.rotate(changed.astype(np.uint8), undo).astype(bool)
+            mask: np.ndarray = cv2.rotate(changed.astype(np.uint8), undo).astype(bool)
         else:
             # Grow the changed region by a few pixels: bilinear resampling spreads each pixel over its neighbours.
             grown = cv2.dilate(changed.astype(np.uint8), np.ones((5, 5), np.uint8))
@@ -130,7 +130,8 @@ class View:
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    moved: np.ndarray = points @ matrix[:, :2].T + matrix[:, 2]
+    return moved
 
 
 def _pixel_centres(matrix: np.ndarray) -> np.ndarray:
@@ -266,7 +267,8 @@ class OrientationSearch:
             for face in upright:
                 if face.score < self.view_score:
                     face.mark_uncertain(
-                        f"weak upright hit (score {face.score:.2f}, under {self.view_score:.2f}) in a photo of turned faces"
+                        f"weak upright hit (score {face.score:.2f}, under {self.view_score:.2f}) "
+                        "in a photo of turned faces"
                     )
         return upright, views
 

@@ -130,7 +130,9 @@ def _synthesizer(
 ) -> CheckedSynthesizer:
     """Return the synthesis backend of ``options``, with the checks every backend shares."""
     checks = LoopChecks(preserve=preserve, candidates=options.candidates, margin=options.margin, strict=options.strict)
-    return options.backend(embedder, checks, DETECTORS.create("yunet"), estimator)  # yunet: the still-a-face check
+    # yunet: the still-a-face check
+    synthesizer: CheckedSynthesizer = options.backend(embedder, checks, DETECTORS.create("yunet"), estimator)
+    return synthesizer
 
 
 def settings_of(
@@ -141,7 +143,9 @@ def settings_of(
     checks: Checks,
     fallback: MethodOptions,
 ) -> dict[str, Any]:
-    """Return the settings an `Anonymizer` built from these options runs with (`Anonymizer.settings`), without building it."""
+    """Return the settings an `Anonymizer` built from these options runs with (`Anonymizer.settings`), without building
+    it.
+    """
     return {
         "method": method.to_dict(),
         "preserve": list(preserve),

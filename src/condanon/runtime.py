@@ -8,6 +8,7 @@ not memory: only the pages used are touched), the module is then used from any t
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from typing import Any
@@ -27,10 +28,8 @@ def preload_onnxruntime() -> None:
             return
 
         def load() -> None:
-            try:
+            with contextlib.suppress(ImportError):
                 import onnxruntime  # noqa: F401
-            except ImportError:
-                pass
 
         previous = threading.stack_size(PRELOAD_STACK)
         try:
@@ -65,6 +64,6 @@ def _session(name: str) -> tuple[Any, threading.Lock]:
         session = ort.InferenceSession(str(model_path(name)), options, providers=["CPUExecutionProvider"])
     except ModelError:
         raise
-    except Exception as error:  # noqa: BLE001  (onnxruntime raises its own types for a file it cannot parse)
+    except Exception as error:  # onnxruntime raises its own types for a file it cannot parse
         raise ModelError(f"model {name!r} cannot be loaded: {' '.join(str(error).split())[:200]}") from None
     return session, threading.Lock()

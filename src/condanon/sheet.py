@@ -161,7 +161,8 @@ def _place(face: Rect, size: tuple[int, int], bounds: tuple[int, int], obstacles
 
 
 def _draw_labels(bgr: np.ndarray, reports: list[FaceReport], factors: tuple[float, float]) -> np.ndarray:
-    """Return a copy of ``bgr`` (scaled from the reports' image by ``factors``, x and y) with every face's box and label.
+    """Return a copy of ``bgr`` (scaled from the reports' image by ``factors``, x and y) with every face's box and
+    label.
 
     Labels avoid each other and the other faces' boxes where they can; in a crowd a label that does
     not fit shrinks to index and verdict.

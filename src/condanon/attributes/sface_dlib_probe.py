@@ -51,7 +51,7 @@ class SFaceDlibProbe:
     """Age (band expectation, with its spread) and sex (with its probability) read off the SFace + dlib vectors."""
 
     name = "sface-dlib-probe"
-    provides = ("age", "sex")
+    provides: tuple[str, ...] = ("age", "sex")
 
     def __init__(self) -> None:
         self._embedders: list[Any] = []

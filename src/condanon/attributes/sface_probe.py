@@ -3,7 +3,8 @@
 Sex comes from a one-hidden-layer network (128 ReLU units) and age from a multinomial logistic
 regression over 11 age bands (its expectation and spread), both on the standardised 128-D SFace
 vector; trained by ``tools/train_attribute_probe.py`` on
-shared/data/train/utkface. The SFace vector is cached on the face, so the in-loop identity check reuses it. The weights are plain numpy arrays (no pickle) and derive from UTKFace, so they are for
+shared/data/train/utkface. The SFace vector is cached on the face, so the in-loop identity check reuses it. The weights
+are plain numpy arrays (no pickle) and derive from UTKFace, so they are for
 non-commercial research use only.
 """
 
@@ -35,7 +36,9 @@ def load_probe() -> dict[str, Any]:
 
 
 def probe_heads(probe: dict[str, Any], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return per row of ``vectors``: P(male) from the MLP head, and the expected age and its spread from the band head."""
+    """Return per row of ``vectors``: P(male) from the MLP head, and the expected age and its spread
+    from the band head.
+    """
     z = (vectors - probe["mean"]) / probe["scale"]
     hidden = np.maximum(z @ probe["sex_w1"] + probe["sex_b1"], 0.0)
     male = 1.0 / (1.0 + np.exp(-(hidden @ probe["sex_w2"] + probe["sex_b2"])))
@@ -52,7 +55,7 @@ class SFaceProbe:
     """Age (band expectation, with its spread) and sex (with its probability) read off each face's SFace vector."""
 
     name = "sface-probe"
-    provides = ("age", "sex")
+    provides: tuple[str, ...] = ("age", "sex")
 
     def __init__(self) -> None:
         self._embedder: Any = None

@@ -41,7 +41,9 @@ def region(box: Box, scale: float, width: int, height: int) -> tuple[int, int, i
 def region_mask(
     box: Box, scale: float, shape: Shape, width: int, height: int
 ) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """Return the clipped region and a boolean mask of the pixels to change inside it (empty when the region is outside the image)."""
+    """Return the clipped region and a boolean mask of the pixels to change inside it (empty when the region is outside
+    the image).
+    """
     x1, y1, x2, y2 = region(box, scale, width, height)
     mask = np.zeros((y2 - y1, x2 - x1), dtype=np.uint8)
     if mask.size == 0:  # nothing of the region is in the image (cv2.ellipse refuses an empty canvas)
@@ -51,8 +53,8 @@ def region_mask(
     else:
         grown = box.scaled(scale)
         cx, cy = grown.center
-        axes = (max(1, int(round(grown.width / 2))), max(1, int(round(grown.height / 2))))
-        cv2.ellipse(mask, (int(round(cx - x1)), int(round(cy - y1))), axes, 0, 0, 360, 1, -1)
+        axes = (max(1, round(grown.width / 2)), max(1, round(grown.height / 2)))
+        cv2.ellipse(mask, (round(cx - x1), round(cy - y1)), axes, 0, 0, 360, 1, -1)
     return (x1, y1, x2, y2), mask.astype(bool)
 
 

@@ -1,4 +1,5 @@
-"""BlazeFace full-range (MediaPipe, converted to ONNX: models/blazeface-full-range-v1.md) on the whole image and on tiles.
+"""BlazeFace full-range (MediaPipe, converted to ONNX: models/blazeface-full-range-v1.md) on the whole image and on
+tiles.
 
 The model sees a 192 px square: one 48x48 grid of anchors (stride 4, one fixed-size anchor per cell);
 per anchor it regresses a box (centre offset, width, height in input pixels) and 6 keypoints (eyes,

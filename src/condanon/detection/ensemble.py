@@ -56,7 +56,8 @@ class EnsembleDetector:
                 faces.append(extra)
             elif extra.score >= self.uncertain_score:
                 extra.mark_uncertain(
-                    f"found only by {extra.detector or 'the recall net'} (score {extra.score:.2f}, under {self.trust_score:.2f}), not confirmed"
+                    f"found only by {extra.detector or 'the recall net'} "
+                    f"(score {extra.score:.2f}, under {self.trust_score:.2f}), not confirmed"
                 )
                 faces.append(extra)
         return suppress(faces, 0.5)
@@ -125,7 +126,7 @@ def _yunet_blazeface(
         primary,
         secondary,
         confirm_threshold=confirm_threshold,
-        trust_score=trust_score,  # type: ignore[arg-type]
+        trust_score=trust_score,
         uncertain_score=uncertain_score,
         **options,
     )
@@ -134,14 +135,14 @@ def _yunet_blazeface(
 @DETECTORS.register("yunet+blazeface+hog")
 def _yunet_blazeface_hog(**options: float) -> EnsembleDetector:
     """``yunet+blazeface``, plus HOG faces YuNet confirms on a zoomed crop."""
-    return EnsembleDetector(_yunet_blazeface(**options), DETECTORS.create("hog"))  # type: ignore[arg-type]
+    return EnsembleDetector(_yunet_blazeface(**options), DETECTORS.create("hog"))
 
 
 for _second in ("hog", "haar"):
 
     def _factory(_second: str = _second, score_threshold: float = 0.6, **options: float) -> EnsembleDetector:
         primary = DETECTORS.create("yunet", score_threshold=score_threshold)
-        return EnsembleDetector(primary, DETECTORS.create(_second), **options)  # type: ignore[arg-type]
+        return EnsembleDetector(primary, DETECTORS.create(_second), **options)
 
     _factory.__doc__ = f"YuNet, plus {_second} faces that YuNet confirms on a zoomed crop (recall safety net)."
     DETECTORS.register(f"yunet+{_second}")(_factory)

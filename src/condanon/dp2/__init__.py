@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import ModelError
 
 try:
-    import torch as _torch  # noqa: F401  (only to fail early with an actionable message)
+    import torch as _torch  # only to fail early with an actionable message
 
     del _torch
 except ImportError:  # pragma: no cover - depends on the install

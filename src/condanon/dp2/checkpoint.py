@@ -60,7 +60,8 @@ def checkpoint_path(weights: str | Path) -> Path:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ModelError(
-            f"DeepPrivacy2 checkpoint {show_path(path)} does not exist (give 'fdf256', 'fdf128' or the path of a checkpoint file)"
+            f"DeepPrivacy2 checkpoint {show_path(path)} does not exist "
+            "(give 'fdf256', 'fdf128' or the path of a checkpoint file)"
         )
     return path
 
@@ -180,5 +181,5 @@ class _StandIn:
     of the file's code runs, and the object is never used.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         return collections.OrderedDict()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,7 +39,12 @@ class GeneratorConfig:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Reference arguments kept for the record (all must be off: CSE, keypoints, middle blocks)."""
 
-    UNSUPPORTED = {"n_middle_blocks": 0, "input_cse": False, "input_keypoints": False, "n_keypoints": None}
+    UNSUPPORTED: ClassVar[dict[str, Any]] = {
+        "n_middle_blocks": 0,
+        "input_cse": False,
+        "input_keypoints": False,
+        "n_keypoints": None,
+    }
 
     @classmethod
     def from_reference(cls, kwargs: dict[str, Any]) -> GeneratorConfig:
@@ -48,7 +53,7 @@ class GeneratorConfig:
             if kwargs.get(name, off) not in (off, [], None, 0, False):
                 raise ValueError(f"DP2 generator option {name}={kwargs[name]!r} is not supported")
         own = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        values = {k: (tuple(v) if k == "imsize" else v) for k, v in kwargs.items() if k in own}
+        values: dict[str, Any] = {k: (tuple(v) if k == "imsize" else v) for k, v in kwargs.items() if k in own}
         return cls(**values, extra={k: v for k, v in kwargs.items() if k not in own})
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,7 +73,8 @@ class GeneratorConfig:
 
     def channels(self, resolution: float) -> int:
         """Return the feature width at ``resolution``: ``cnum * min(R / r, max_cnum_mul)``."""
-        return self.cnum * min(2 ** int(math.log2(self.resolution) - math.log2(resolution)), self.max_cnum_mul)
+        factor: int = 2 ** int(math.log2(self.resolution) - math.log2(resolution))
+        return self.cnum * min(factor, self.max_cnum_mul)
 
 
 FDF256 = GeneratorConfig()
@@ -77,7 +83,12 @@ CONFIGS = {"fdf256": FDF256, "fdf128": FDF128}
 
 
 class MappingNetwork(nn.Module):
-    """``z`` -> ``w``: normalise z, then two fully connected layers (lr 0.01, lrelu). Holds ``w_avg`` (and optional ``w_centers``)."""
+    """``z`` -> ``w``: normalise z, then two fully connected layers (lr 0.01, lrelu).
+
+    Holds ``w_avg`` (and optional ``w_centers``).
+    """
+
+    w_avg: torch.Tensor
 
     def __init__(self, z_channels: int, w_dim: int) -> None:
         super().__init__()
@@ -89,7 +100,8 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = z.to(torch.float32)
         x = x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
-        return self.fc1(self.fc0(x))
+        w: torch.Tensor = self.fc1(self.fc0(x))
+        return w
 
     def centers(self) -> torch.Tensor | None:
         """Return the k-means centres of w for multi-modal truncation (``None`` when the checkpoint has none)."""
@@ -132,11 +144,14 @@ class ResidualBlock(nn.Module):
         self.skip = Conv2d(cin, cout, 1, bias=False, activation="linear", gain=gain, up=up, down=down)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-        return self.skip(x) + self.conv1(self.conv0(x, w), w)
+        out: torch.Tensor = self.skip(x) + self.conv1(self.conv0(x, w), w)
+        return out
 
 
 class _MaskedOutput(torch.autograd.Function):
-    """``condition * mask + (1 - mask) * fake`` whose backward scales the gradient by the unknown fraction (SPEC 4.5)."""
+    """``condition * mask + (1 - mask) * fake`` whose backward scales the gradient by the unknown
+    fraction (SPEC 4.5).
+    """
 
     @staticmethod
     def forward(ctx: Any, condition: torch.Tensor, mask: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -207,12 +222,15 @@ class FaceGenerator(nn.Module):
             if i >= 1:
                 x = x + getattr(self, f"unet_block{i}")(skips[n - 1 - i])
             x = block(x, w)
-        fake = self.to_rgb(x)
+        fake: torch.Tensor = self.to_rgb(x)
         if not self.config.mask_output:
             return fake
+        out: torch.Tensor
         if self.config.scale_grad:
-            return _MaskedOutput.apply(condition, mask, fake)
-        return condition * mask + (1 - mask) * fake
+            out = _MaskedOutput.apply(condition, mask, fake)  # type: ignore[no-untyped-call]  # torch leaves apply untyped
+        else:
+            out = condition * mask + (1 - mask) * fake
+        return out
 
     def truncated(self, z: torch.Tensor, truncation: float) -> torch.Tensor:
         """Return the truncated latent ``lerp(w_avg, mapping(z), t)`` (see `MappingNetwork.truncated`)."""
@@ -227,13 +245,17 @@ class FaceGenerator(nn.Module):
         centers: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Generate with a truncated latent (``None``: plain ``z``); ``centers`` picks multi-modal centres by index."""
+        out: torch.Tensor
         if truncation is None:
-            return self(condition, mask, z=z)
-        if z is None:
-            z = torch.randn(condition.shape[0], self.config.z_channels, device=condition.device)
-        if centers is not None:
-            return self(condition, mask, w=self.style_net.multi_modal(z, truncation, centers))
-        return self(condition, mask, w=self.truncated(z, truncation))
+            out = self(condition, mask, z=z)
+        else:
+            if z is None:
+                z = torch.randn(condition.shape[0], self.config.z_channels, device=condition.device)
+            if centers is not None:
+                out = self(condition, mask, w=self.style_net.multi_modal(z, truncation, centers))
+            else:
+                out = self(condition, mask, w=self.truncated(z, truncation))
+        return out
 
     def num_parameters(self) -> int:
         """Return the number of learned parameters."""

@@ -113,11 +113,13 @@ class Guide:
             parts["age"] = (((bands @ probe["band_ages"]) - target.age) / 10.0).square().sum()
         if target.emotion is not None and target.emotion_grid is not None:
             grey = sum(w * rgb[:, i : i + 1] for i, w in enumerate(GREY))
+            assert isinstance(grey, torch.Tensor)  # GREY's three weights: never the empty sum 0
             face = F.grid_sample(grey, target.emotion_grid, mode="bilinear", padding_mode="border", align_corners=False)
             probabilities = _module("emotion-v1")((face / 255.0 - 0.5) * 2.0)
             parts["emotion"] = -torch.log(probabilities[0, target.emotion].clamp_min(1e-6))
         total = sum(self.weights[name] * value for name, value in parts.items())
+        assert isinstance(total, torch.Tensor)  # parts always holds "identity": never the empty sum 0
         readings = {name: float(value.detach()) for name, value in parts.items()} | {
             "similarity": float(similarity.detach())
         }
-        return total, readings  # type: ignore[return-value]
+        return total, readings

@@ -105,6 +105,9 @@ class Conv2d(nn.Module):
         norm: instance-normalise the convolution's output (before the bias).
     """
 
+    resample_filter: torch.Tensor | None
+    """The FIR filter buffer of a resampling layer (``None`` without resampling)."""
+
     def __init__(
         self,
         in_channels: int,

@@ -41,8 +41,9 @@ def _conv(args: list[torch.Tensor], attrs: dict[str, Any]) -> torch.Tensor:
 def _gemm(args: list[torch.Tensor], attrs: dict[str, Any]) -> torch.Tensor:
     a = args[0].t() if attrs.get("transA", 0) else args[0]
     b = args[1].t() if attrs.get("transB", 0) else args[1]
-    out = attrs.get("alpha", 1.0) * (a @ b)
-    return out + attrs.get("beta", 1.0) * args[2] if len(args) > 2 else out
+    out: torch.Tensor = attrs.get("alpha", 1.0) * (a @ b)
+    result: torch.Tensor = out + attrs.get("beta", 1.0) * args[2] if len(args) > 2 else out
+    return result
 
 
 def _flatten(args: list[torch.Tensor], attrs: dict[str, Any]) -> torch.Tensor:

@@ -199,7 +199,7 @@ class DP2Synthesizer(CheckedSynthesizer):
             if last:
                 break
             optimiser.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             optimiser.step()
         image = self.render(generator, condition, mask, best_w, region)[0]
         patch = region.blend(output, image)
@@ -320,4 +320,5 @@ class FaceRegion:
         ex, ey = self.expanded[0], self.expanded[1]
         new = generated[y1 - ey : y2 - ey, x1 - ex : x2 - ex]
         old = image[y1:y2, x1:x2].astype(np.float32)
-        return np.clip(np.rint(self.alpha * new + (1 - self.alpha) * old), 0, 255).astype(np.uint8)
+        patch: np.ndarray = np.clip(np.rint(self.alpha * new + (1 - self.alpha) * old), 0, 255).astype(np.uint8)
+        return patch

@@ -194,11 +194,10 @@ class Judge:
         big = cv2.resize(original, None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC)
         upscaled = [_scaled_face(f, 1.0 / UPSCALE, "x2") for f in self.finder.detect(big)]
         faces = []
-        for face in suppress(plain + upscaled, MERGE_IOU):
-            if face.score < STRONG_SCORE:
-                face = self.confirm(original, face)
-                if face is None:
-                    continue
+        for found in suppress(plain + upscaled, MERGE_IOU):
+            face = self.confirm(original, found) if found.score < STRONG_SCORE else found
+            if face is None:
+                continue
             face.box = face.box.clipped(width, height)
             if face.box.width >= 2 and face.box.height >= 2:
                 faces.append(face)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ from .metrics import MethodSummary
 log = logging.getLogger(__name__)
 
 
-def _pyplot():
+def _pyplot() -> ModuleType | None:
     try:
         import matplotlib
 

@@ -158,7 +158,8 @@ def grey_crop(bgr: np.ndarray, face: Face, size: int = CROP) -> np.ndarray:
     detail = np.abs(cv2.Laplacian(cv2.resize(grey, (size * 2, size * 2), interpolation=cv2.INTER_AREA), cv2.CV_32F))
     detail = cv2.resize(detail, (size, size), interpolation=cv2.INTER_AREA)
     features = np.concatenate([small.ravel(), detail.ravel()])
-    return ((features - features.mean()) / (features.std() + 1e-6)).astype(np.float32)
+    standardised: np.ndarray = ((features - features.mean()) / (features.std() + 1e-6)).astype(np.float32)
+    return standardised
 
 
 def measure(original: np.ndarray, output: np.ndarray, face: Face) -> dict[str, Any]:

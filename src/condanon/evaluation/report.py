@@ -23,7 +23,8 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 HEADER = (
     "| method | faces | SFace removed (in-loop) | dlib removed (held-out) | re-ID R1 SFace | re-ID R1 dlib "
-    "| sex agree | age diff (y) | age within 10 y | emotion agree | detected YuNet | detected Haar | ms/face | fallbacks |"
+    "| sex agree | age diff (y) | age within 10 y | emotion agree "
+    "| detected YuNet | detected Haar | ms/face | fallbacks |"
 )
 
 
@@ -39,7 +40,8 @@ def markdown_table(summaries: dict[str, MethodSummary]) -> str:
         [
             f"| {method} | {s.faces}/{s.samples} | {_pct(s.sface_removed)}{'' if method == 'original' else ' *'} "
             f"| {_pct(s.dlib_removed)} | {_pct(s.reid_sface)} | {_pct(s.reid_dlib)} | {_pct(s.sex_agreement)} "
-            f"| {_num(s.age_difference)} | {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} | {_pct(s.detected_primary)} "
+            f"| {_num(s.age_difference)} | {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} "
+            f"| {_pct(s.detected_primary)} "
             f"| {_pct(s.detected_second)} | {_num(s.ms_per_face, 0)} | {s.fallbacks} |"
             for method, s in summaries.items()
         ],
@@ -48,7 +50,10 @@ def markdown_table(summaries: dict[str, MethodSummary]) -> str:
 
 def label_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of accuracy against the labels, before and after each method."""
-    header = "| method | sex acc before | sex acc after | age MAE before | age MAE after | emotion acc before | emotion acc after |"
+    header = (
+        "| method | sex acc before | sex acc after | age MAE before | age MAE after "
+        "| emotion acc before | emotion acc after |"
+    )
     return _table(
         header,
         [

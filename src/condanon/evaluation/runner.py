@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -97,6 +97,18 @@ class SampleOutcome:
     error: str | None = None
 
 
+class _SampleFields(TypedDict):
+    """The `FaceRecord` fields that every record of one sample shares (its labels among them)."""
+
+    dataset: str
+    sample: int
+    path: str
+    identity: str | None
+    label_age: float | None
+    label_sex: str | None
+    label_emotion: str | None
+
+
 class _Worker:
     """Holds one `Anonymizer` per method and the detectors; evaluates one sample at a time."""
 
@@ -110,10 +122,15 @@ class _Worker:
 
     def run(self, sample: Sample, thumbnail: bool) -> SampleOutcome:
         """Return the records of every method on ``sample``'s main face."""
-        labels = dict(
-            identity=sample.identity, label_age=sample.age, label_sex=sample.sex, label_emotion=sample.emotion
+        base = _SampleFields(
+            dataset=sample.dataset,
+            sample=sample.index,
+            path=str(sample.path),
+            identity=sample.identity,
+            label_age=sample.age,
+            label_sex=sample.sex,
+            label_emotion=sample.emotion,
         )
-        base = dict(dataset=sample.dataset, sample=sample.index, path=str(sample.path), **labels)
         try:
             image = read_image(sample.path)
         except CondanonError as error:
@@ -236,7 +253,7 @@ def _init_worker(specs: list[MethodSpec], seed: int) -> None:
 
 def _run_one(job: tuple[Sample, bool]) -> SampleOutcome:
     assert _worker is not None
-    sample, thumbnail = job
+    sample, _ = job
     try:
         return _worker.run(*job)
     except Exception as error:  # one broken photo must not end a long evaluation
@@ -277,7 +294,9 @@ def run_samples(
 
 
 def reidentify(outcomes: list[tuple[Sample, SampleOutcome]]) -> None:
-    """Fill ``reid_*_hit``: is the anonymised face's nearest neighbour among the OTHER originals of its set its own identity?"""
+    """Fill ``reid_*_hit``: is the anonymised face's nearest neighbour among the OTHER originals of its set its own
+    identity?
+    """
     by_dataset: dict[str, list[tuple[Sample, SampleOutcome]]] = {}
     for sample, outcome in outcomes:
         if sample.identity and outcome.vectors_before:

@@ -1,4 +1,5 @@
-"""The leak test of one video frame: every face of the original, found by every detector, judged at its place in the output.
+"""The leak test of one video frame: every face of the original, found by every detector, judged at its place in the
+output.
 
 The test detects faces on the ORIGINAL frame with every detector, adds faces the detectors find on the
 OUTPUT frame where no original face is (read in the original at the same box), merges them by IoU, and
@@ -108,7 +109,8 @@ def with_landmarks(yunet: Detector, face: Face, images: Sequence[np.ndarray]) ->
 def embed_one(embedder: Embedder, image: np.ndarray, face: Face) -> np.ndarray | None:
     """Return ``embedder``'s vector of ``face`` in ``image``, or ``None`` when it cannot read the face."""
     try:
-        return embedder.embed(image, [dataclasses.replace(face, embeddings={})])[0]
+        vector: np.ndarray = embedder.embed(image, [dataclasses.replace(face, embeddings={})])[0]
+        return vector
     except ValueError as error:  # SFace without landmarks
         log.debug("%s cannot read the face at %s: %s", embedder.name, face.box.to_list(), error)
         return None

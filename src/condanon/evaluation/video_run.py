@@ -76,18 +76,22 @@ def _value(table: dict[str, Any] | None, key: str, digits: int = 2) -> str:
 def markdown(rows: list[dict[str, Any]], every: int = 1) -> str:
     """Return the video table: leaks, consistency and jitter beside the original's, fps."""
     lines = [
-        f"Leak test on {'every frame' if every == 1 else f'every {every}th frame'}: faces found on the original or output "
+        f"Leak test on {'every frame' if every == 1 else f'every {every}th frame'}: "
+        "faces found on the original or output "
         "frame by YuNet or Haar, compared at the same place under SFace and dlib.",
         "",
-        "| video | method | frames | faces | leaked faces | leaked frames | unchecked (unconfirmed) | tracks (fallback) | "
+        "| video | method | frames | faces | leaked faces | leaked frames | unchecked (unconfirmed) "
+        "| tracks (fallback) | "
         "consistency SFace (orig.) | age jitter y (orig.) | sex flips (orig.) | fps |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row["metrics"]
         lines.append(
-            f"| {row['video']} | {row['method']} | {row['frames']}/{row['input_frames']} | {m['faces']} | {m['leaked_faces']} | "
-            f"{m['leaked_frames']} | {m['unchecked_faces']} ({m['unconfirmed_faces']}) | {row['tracks']} ({row['fallback_tracks']}) | "
+            f"| {row['video']} | {row['method']} | {row['frames']}/{row['input_frames']} "
+            f"| {m['faces']} | {m['leaked_faces']} | "
+            f"{m['leaked_frames']} | {m['unchecked_faces']} ({m['unconfirmed_faces']}) "
+            f"| {row['tracks']} ({row['fallback_tracks']}) | "
             f"{_value(m['consistency'], 'sface')} ({_value(m['consistency_original'], 'sface')}) | "
             f"{_value(m['jitter'], 'age_std', 1)} ({_value(m['jitter_original'], 'age_std', 1)}) | "
             f"{_value(m['jitter'], 'sex_flip_rate')} ({_value(m['jitter_original'], 'sex_flip_rate')}) | {row['fps']} |"

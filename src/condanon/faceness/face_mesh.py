@@ -68,7 +68,8 @@ def _presence(crops: np.ndarray) -> np.ndarray:
     with lock:
         _, logits = session.run(None, {"input_1": crops.astype(np.float32) / 255.0})
     logits = np.clip(logits.reshape(-1).astype(np.float64), -100.0, 100.0)
-    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    presence: np.ndarray = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    return presence
 
 
 @FACENESS.register("face-mesh")

@@ -44,7 +44,8 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     """Return the rows of ``vectors`` scaled to unit L2 norm (as float32)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return unit
 
 
 def embed_original(embedder: Embedder, image: np.ndarray, faces: list[Face]) -> np.ndarray:

@@ -14,14 +14,14 @@ import numpy as np
 from ..landmarks.dlib68 import dlib_rect, shape_predictor
 from ..types import Face
 from ..weights import load_once, model_path
-from .base import EMBEDDERS, normalise
+from .base import EMBEDDERS, Metric, normalise
 
 
 class DlibResNetEmbedder:
     """Identity vectors from dlib's ResNet-34-like model on a chip aligned by dlib's 5-point predictor."""
 
     name = "dlib"
-    metric = "l2"
+    metric: Metric = "l2"
     threshold = 0.4
 
     def __init__(self, jitter: int = 0) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..types import Face
 from ..weights import load_once, model_path
-from .base import EMBEDDERS, normalise
+from .base import EMBEDDERS, Metric, normalise
 
 
 def _load() -> tuple[cv2.FaceRecognizerSF, threading.Lock]:
@@ -30,7 +30,7 @@ class SFaceEmbedder:
     """Identity vectors from SFace on a 112 px crop aligned on the 5 landmarks."""
 
     name = "sface"
-    metric = "cosine"
+    metric: Metric = "cosine"
     threshold = 0.363
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:

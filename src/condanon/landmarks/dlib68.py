@@ -42,7 +42,7 @@ def refined_rect(points: np.ndarray, mean: np.ndarray) -> dlib.rectangle:
     matrix = similarity_transform(mean, points)
     side = float(np.hypot(*matrix[:, 0]))
     x, y = matrix[:, 2]
-    return dlib.rectangle(int(round(x)), int(round(y)), int(round(x + side)) - 1, int(round(y + side)) - 1)
+    return dlib.rectangle(round(x), round(y), round(x + side) - 1, round(y + side) - 1)
 
 
 SNAP = 0.35

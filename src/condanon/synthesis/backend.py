@@ -76,7 +76,9 @@ class Check:
 
     @property
     def score(self) -> tuple[int, int, int, float]:
-        """Return the candidate's rank (lower is better): safe, then keepable, then fewer failed checks, then less similar."""
+        """Return the candidate's rank (lower is better): safe, then keepable, then fewer failed checks, then less
+        similar.
+        """
         return (int(not self.safe), int(not self.keepable), len(self.failures), self.similarity)
 
 
@@ -220,7 +222,8 @@ class CheckedSynthesizer:
         if not ranks_by_similarity(embedder):  # candidates are ranked by how little they resemble the original
             raise ValueError(
                 f"the in-loop embedder {embedder.name!r} measures a distance ({embedder.metric}); the synthesis loop "
-                "ranks candidates by a similarity: use a cosine recogniser such as sface (dlib stays the held-out attacker)"
+                "ranks candidates by a similarity: use a cosine recogniser such as sface "
+                "(dlib stays the held-out attacker)"
             )
         self.embedder = embedder
         self.preserve = preserve
@@ -311,7 +314,9 @@ class CheckedSynthesizer:
         goal: Goal,
         before: Attributes | None,
     ) -> Check:
-        """Return the checks of ``patch`` (frame coordinates ``bounds``) composed into a copy of ``goal``'s crop of ``output``."""
+        """Return the checks of ``patch`` (frame coordinates ``bounds``) composed into a copy of ``goal``'s crop of
+        ``output``.
+        """
         x1, y1, x2, y2 = goal.crop_box
         local = output[y1:y2, x1:x2].copy()
         paste(local, patch, bounds, (x1, y1))
@@ -322,7 +327,9 @@ class CheckedSynthesizer:
         return bool(set(self.preserve) & {"age", "sex", "emotion"})
 
     def _read(self, image: np.ndarray, face: Face, vector: np.ndarray) -> Attributes | None:
-        """Return the in-loop estimators' reading of a face whose in-loop vector is ``vector`` (``None`` if they fail)."""
+        """Return the in-loop estimators' reading of a face whose in-loop vector is ``vector``
+        (``None`` if they fail).
+        """
         try:
             return self.estimator.estimate(image, [dataclasses.replace(face, embeddings={self.embedder.name: vector})])[
                 0
@@ -373,6 +380,7 @@ class CheckedSynthesizer:
             and _close(target, check.attributes, self.preserve)
         )
         if not check.failures and gated and not clear:
+            assert self.final is not None and before is not None  # what gated says
             try:
                 after = self.final.estimate(
                     local, [dataclasses.replace(face, embeddings={self.embedder.name: vector})]
@@ -398,7 +406,9 @@ class CheckedSynthesizer:
 
 
 def _close(a: Attributes, b: Attributes, preserve: tuple[str, ...]) -> bool:
-    """Return whether two readings agree well inside the tolerances (sex sure and equal, age within 5 y, same emotion)."""
+    """Return whether two readings agree well inside the tolerances (sex sure and equal, age within 5
+    y, same emotion).
+    """
     if "sex" in preserve and (a.sex != b.sex or min(a.sex_confidence or 0.0, b.sex_confidence or 0.0) < CLEAR_SEX):
         return False
     if "age" in preserve and (a.age is None or b.age is None or abs(a.age - b.age) > CLEAR_AGE):

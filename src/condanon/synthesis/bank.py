@@ -77,6 +77,7 @@ def read_prototypes(images: list[np.ndarray], shapes: np.ndarray) -> dict[str, n
         vectors.append(sface.embed(image, [face])[0])
         face.embeddings["sface"] = vectors[-1]
         (a,) = estimator.estimate(image, [face])
+        assert a.sex_confidence is not None  # age-sex-mean always reads sex with its confidence
         ages.append(a.age)
         males.append(a.sex_confidence if a.sex == "male" else 1 - a.sex_confidence)
         emotions.append([a.emotion_probabilities[e] for e in EMOTIONS])

@@ -32,7 +32,9 @@ FOREHEAD_FADE = (0.5, 0.75)
 """Share of the way from brows to forehead line where the synthetic face starts fading into the original's:
 for a candidate that keeps the original's feature shapes, and for one reshaped whole (`Candidate.reshape`)."""
 FOREHEAD_BAND = (0.1, 0.5)
-"""Where the forehead's colour is read (share of the way from brows to forehead line): under the fade, above the brows."""
+"""Where the forehead's colour is read (share of the way from brows to forehead line): under the fade,
+above the brows.
+"""
 FOREHEAD_PLAIN = (0.45, 0.65)
 """From the first to the second share of the way from brows to forehead line the synthetic forehead turns
 into plain skin of its lower forehead's colour: a prototype's texture ends around there (the top of the
@@ -310,7 +312,8 @@ def _skin_detail(
     if gain < 0.05:
         return np.zeros(face.shape[:2], np.float32)
     soft = cv2.GaussianBlur(skin.astype(np.float32), (0, 0), texture.side / 4)
-    return gain * soft * detail.lay(texture, points[:68], size, rng)
+    grain: np.ndarray = gain * soft * detail.lay(texture, points[:68], size, rng)
+    return grain
 
 
 def sharpness(grey: np.ndarray, mask: np.ndarray) -> float | None:
@@ -327,7 +330,8 @@ def sharpness(grey: np.ndarray, mask: np.ndarray) -> float | None:
 
 
 def _defocus(face: np.ndarray, inside: np.ndarray, target: float | None) -> np.ndarray:
-    """Return ``face`` blurred by the least of `DEFOCUS` that makes it no sharper than the original (``target``; the largest if none does).
+    """Return ``face`` blurred by the least of `DEFOCUS` that makes it no sharper than the original (``target``; the
+    largest if none does).
 
     The prototypes are sharp; on a face out of focus, or a small one scaled up, they looked pasted on.
     """
@@ -354,17 +358,21 @@ def _grain(rng: np.random.Generator, shape: tuple[int, int], tile: int = 128) ->
 
 
 def _forehead_level(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Return each pixel's height above the brows along the face's up direction: 0 at the brows, 1 at the forehead line."""
+    """Return each pixel's height above the brows along the face's up direction: 0 at the brows, 1 at
+    the forehead line.
+    """
     up, _ = geometry.up_vector(points[:68])
     brows = points[geometry.BROWS].mean(axis=0)
     top = points[68 : 68 + geometry.FOREHEAD].mean(axis=0)
     height = max(float((top - brows) @ up), 1e-3)
     ys, xs = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
-    return ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height
+    level: np.ndarray = ((xs - brows[0]) * up[0] + (ys - brows[1]) * up[1]) / height
+    return level
 
 
 def _forehead_fade(level: np.ndarray, reshape: float = 0.0) -> np.ndarray:
-    """Return an alpha cap (from `_forehead_level`) that is 1 up to `FOREHEAD_FADE` of the way from the brows to the forehead line and 0 at that line.
+    """Return an alpha cap (from `_forehead_level`) that is 1 up to `FOREHEAD_FADE` of the way from the brows to the
+    forehead line and 0 at that line.
 
     The start of the fade goes from the first value of `FOREHEAD_FADE` to the second with ``reshape``.
 
@@ -383,7 +391,8 @@ def _in_band(level: np.ndarray) -> np.ndarray:
 
 def forehead_band(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Return the mask of the lower forehead (`FOREHEAD_BAND` of the way from the brows up) inside the outline."""
-    return _in_band(_forehead_level(points, size)) & _polygon(geometry.outline(points), size)
+    band: np.ndarray = _in_band(_forehead_level(points, size)) & _polygon(geometry.outline(points), size)
+    return band
 
 
 def _match_forehead(face_lab: np.ndarray, level: np.ndarray, band: np.ndarray, original: np.ndarray | None) -> None:
@@ -401,7 +410,9 @@ def _match_forehead(face_lab: np.ndarray, level: np.ndarray, band: np.ndarray, o
 
 
 def _plain_forehead(face_lab: np.ndarray, level: np.ndarray, band: np.ndarray) -> None:
-    """Turn the upper forehead of ``face_lab`` (in place) into plain skin of the lower forehead's median colour (`FOREHEAD_PLAIN`)."""
+    """Turn the upper forehead of ``face_lab`` (in place) into plain skin of the lower forehead's median colour
+    (`FOREHEAD_PLAIN`).
+    """
     if band.sum() < 16:
         return
     low, high = FOREHEAD_PLAIN

@@ -42,7 +42,8 @@ def up_vector(points68: np.ndarray) -> tuple[np.ndarray, float]:
 def forehead_points(points68: np.ndarray) -> np.ndarray:
     """Return the `FOREHEAD` points: brows 17-26 lifted along the face's up direction."""
     up, length = up_vector(points68)
-    return points68[BROWS] + LIFT[:, None] * length * up[None, :]
+    lifted: np.ndarray = points68[BROWS] + LIFT[:, None] * length * up[None, :]
+    return lifted
 
 
 def outline(layout: np.ndarray) -> np.ndarray:
@@ -60,7 +61,8 @@ def ring_points(points: np.ndarray, scale: float = RING_SCALE) -> np.ndarray:
     a = np.abs(offsets @ right).max() * scale
     b = np.abs(offsets @ up).max() * scale
     angles = np.linspace(0, 2 * np.pi, RING, endpoint=False)
-    return centre + np.cos(angles)[:, None] * a * right + np.sin(angles)[:, None] * b * up
+    ring: np.ndarray = centre + np.cos(angles)[:, None] * a * right + np.sin(angles)[:, None] * b * up
+    return ring
 
 
 def layout(points68: np.ndarray, ring: np.ndarray | None = None) -> np.ndarray:
@@ -71,7 +73,9 @@ def layout(points68: np.ndarray, ring: np.ndarray | None = None) -> np.ndarray:
 
 
 FEATURES = (np.arange(36, 42), np.arange(42, 48), np.arange(17, 22), np.arange(22, 27), MOUTH)
-"""Right eye, left eye, right brow, left brow, mouth: moved whole (placement); reshaped only by `target_shape`'s ``reshape``."""
+"""Right eye, left eye, right brow, left brow, mouth: moved whole (placement); reshaped only by `target_shape`'s
+``reshape``.
+"""
 
 
 def target_shape(

@@ -80,7 +80,8 @@ class Synthesizer(CheckedSynthesizer):
         candidates = self.candidates
         if embedder.name != RANKED_BY:
             raise ValueError(
-                f"the synthetic method's in-loop embedder must be {RANKED_BY!r}: its prototype bank ranks by {RANKED_BY} "
+                f"the synthetic method's in-loop embedder must be {RANKED_BY!r}: "
+                f"its prototype bank ranks by {RANKED_BY} "
                 f"vectors, which cannot be compared with {embedder.name!r} ones"
             )
         self.more = 2 * candidates if more is None else max(0, more)
@@ -125,8 +126,8 @@ class Synthesizer(CheckedSynthesizer):
             if attempt > self.candidates and best is not None and best[1].check is not None and best[1].check.keepable:
                 break
             tried = attempt
-            ranked = bank.rank(steer.goal(), is_open, rng, reference_vector, steer.weights, strangers)
-            ranked = [int(i) for i in ranked if int(i) not in used][: self.pool]
+            order = bank.rank(steer.goal(), is_open, rng, reference_vector, steer.weights, strangers)
+            ranked = [int(i) for i in order if int(i) not in used][: self.pool]
             first = ranked[0]
             second = ranked[1 + int(rng.integers(len(ranked) - 1))] if len(ranked) > 1 else first
             used.add(first)
@@ -182,7 +183,9 @@ class Synthesizer(CheckedSynthesizer):
 
 @dataclass(frozen=True)
 class PrototypeIdentity:
-    """A kept prototype candidate that renders itself onto a face (`SynthesisIdentity`): video draws it on every frame."""
+    """A kept prototype candidate that renders itself onto a face (`SynthesisIdentity`): video draws it
+    on every frame.
+    """
 
     candidate: Candidate
     triangles: np.ndarray
@@ -228,11 +231,18 @@ class Steering:
         """Adjust the ranking after a failed ``check`` of a candidate whose prototypes read ``prototype_age``."""
         pairs = ((self.final, check.final), (self.fast, check.attributes))
         target, after = next(((t, a) for t, a in pairs if t is not None and a is not None), (None, None))
-        if target is not None and after is not None and target.age is not None and after.age is not None:
-            if abs(after.age - target.age) > 5.0:
-                # prototypes reading p bare read after.age here; to read target.age, ask for ones reading
-                # p - after.age + target.age, i.e. shift the goal by that minus the goal's own age
-                goal = (self.final or self.fast).age  # type: ignore[union-attr]
+        if (
+            target is not None
+            and after is not None
+            and target.age is not None
+            and after.age is not None
+            and abs(after.age - target.age) > 5.0
+        ):
+            # prototypes reading p bare read after.age here; to read target.age, ask for ones reading
+            # p - after.age + target.age, i.e. shift the goal by that minus the goal's own age
+            deciding = self.final or self.fast  # the reading goal() shifts (not None: target is one of them)
+            goal = deciding.age if deciding is not None else None
+            if goal is not None:  # without an age, goal() leaves the age alone: no shift to learn
                 shift = prototype_age - after.age + target.age - goal
                 self.age_shift = float(np.clip(shift, -self.MAX_SHIFT, self.MAX_SHIFT))
         for failure in check.failures:

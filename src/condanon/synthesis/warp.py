@@ -50,7 +50,8 @@ def warp(
     """Return ``image`` warped so ``source`` points land on ``target`` points, and the covered-pixel mask.
 
     The output is ``size`` = (width, height) pixels whose top-left pixel is ``origin`` in the target's
-    coordinates. Pixels outside every triangle get mask 0 and the image's own pixel at that place (identity map). The map is
+    coordinates. Pixels outside every triangle get mask 0 and the image's own pixel at that place (identity map). The
+    map is
     piecewise linear, so for outputs larger than ``grid`` pixels it is computed on a coarser grid and
     interpolated (the image itself is still sampled at full resolution).
     """
@@ -70,9 +71,9 @@ def warp(
     grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32) * step
     map_x = grid_x + np.float32(origin[0])
     map_y = grid_y + np.float32(origin[1])
-    xs, ys = xs * step, ys * step
-    map_x[covered] = matrices[:, 0, 0] * xs + matrices[:, 0, 1] * ys + matrices[:, 0, 2]
-    map_y[covered] = matrices[:, 1, 0] * xs + matrices[:, 1, 1] * ys + matrices[:, 1, 2]
+    px, py = xs * step, ys * step
+    map_x[covered] = matrices[:, 0, 0] * px + matrices[:, 0, 1] * py + matrices[:, 0, 2]
+    map_y[covered] = matrices[:, 1, 0] * px + matrices[:, 1, 1] * py + matrices[:, 1, 2]
     if step > 1.0:
         map_x = cv2.resize(map_x, (full_width, full_height), interpolation=cv2.INTER_LINEAR)
         map_y = cv2.resize(map_y, (full_width, full_height), interpolation=cv2.INTER_LINEAR)

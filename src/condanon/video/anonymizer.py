@@ -57,7 +57,9 @@ frame instead of a synthetic face: two synthetic faces drawn over each other cov
 finds a second, weaker "face" on the hair of a near face. (Dropping such detections would leave the
 people behind others uncovered.)"""
 WEAK_SCORE = 0.3
-"""Keyframe detections down to this score are handed to the tracker; below the image threshold they only continue tracks."""
+"""Keyframe detections down to this score are handed to the tracker; below the image threshold they only continue
+tracks.
+"""
 
 Progress = Callable[[int, int | None], None]
 
@@ -247,7 +249,7 @@ class VideoAnonymizer:
             report.interrupted = report.interrupted or (info.live and self.stop.is_set())
         return report
 
-    def _catch_interrupt(self) -> Callable[[], None] | None:
+    def _catch_interrupt(self) -> Callable[[], object] | None:
         """Make Ctrl-C set `stop` (a clean end of a live run); return what restores the old handler."""
         if threading.current_thread() is not threading.main_thread():
             return None
@@ -351,19 +353,19 @@ class _RunState:
             except Exception as error:
                 log.warning("frame %d: landmarks failed: %s", frame.index, error)
         due = [
-            f for f in faces if frame.index - self.last_reading.get(f.track_id, -(10**9)) >= self.owner.attribute_every
+            f for f in faces if frame.index - self.last_reading.get(_tracked(f), -(10**9)) >= self.owner.attribute_every
         ]
         for face, attributes in zip(due, self.owner.read(image, due)):
             face.attributes = attributes
-            self.last_reading[face.track_id] = frame.index
+            self.last_reading[_tracked(face)] = frame.index
             if attributes is not None:
-                self.report.track(face.track_id, self.a.method).readings.append(attributes)
+                self.report.track(_tracked(face), self.a.method).readings.append(attributes)
         crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         if self.a.synthesizer is not None:
             for face in faces:
                 if (
-                    face.track_id not in self.identities
-                    and face.track_id not in self.failed
+                    _tracked(face) not in self.identities
+                    and _tracked(face) not in self.failed
                     and id(face) not in crowded
                 ):
                     self._choose(image, face, frame.index)
@@ -375,7 +377,7 @@ class _RunState:
         """Check the faceness of the faces whose tracks no keyframe has yet read as a real face."""
         if self.a.faceness is None:
             return
-        tracks = [self.report.track(f.track_id, self.a.method) for f in faces]
+        tracks = [self.report.track(_tracked(f), self.a.method) for f in faces]
         doubtful = [f for f, t in zip(faces, tracks) if t.faceness is None or t.uncertain]
         try:
             mark_doubtful(self.a.faceness, image, doubtful)
@@ -387,40 +389,41 @@ class _RunState:
         for face in doubtful:
             if face.faceness is None:
                 continue
-            track = self.report.track(face.track_id, self.a.method)
+            track = self.report.track(_tracked(face), self.a.method)
             track.read_faceness(face.faceness, face.doubt)
-            if track.uncertain and self.a.synthesizer is not None and face.track_id not in self.identities:
+            if track.uncertain and self.a.synthesizer is not None and _tracked(face) not in self.identities:
                 track.verdict, track.method = "fallback", self.a.fallback.name
                 track.failure = uncertain_failure(track.doubt)
                 track.reason = track.failure.detail
 
     def _choose(self, image: np.ndarray, face: Face, index: int) -> None:
         """Pick the track's synthetic identity with the verification loop, on this keyframe."""
-        track = self.report.track(face.track_id, self.a.method)
+        track_id = _tracked(face)
+        track = self.report.track(track_id, self.a.method)
         if track.uncertain:  # not (yet) read as a real face: the fallback covers it until a keyframe does
             return
         if face.box.height < MIN_SYNTHETIC_HEIGHT:
-            self._fail(face.track_id, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "for a synthetic face"))
+            self._fail(track_id, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "for a synthetic face"))
             return
         if face.landmarks68 is None:
             return  # try again on the next keyframe (bridged frames get the fallback meanwhile)
         target = dataclasses.replace(face, attributes=aggregate(track.readings) or face.attributes)
-        rng = np.random.default_rng([self.a.seed, _track_key(face.track_id)])
+        rng = np.random.default_rng([self.a.seed, _track_key(track_id)])
         assert self.a.synthesizer is not None
         try:
             outcome = self.a.synthesizer.synthesize(image, image.copy(), target, rng)
         except ModelError:  # a broken model is the run's failure, not this track's: one line, exit 2
             raise
         except Exception as error:
-            self._fail(face.track_id, Failure("error", f"synthetic failed: {error}", {"error": type(error).__name__}))
+            self._fail(track_id, Failure("error", f"synthetic failed: {error}", {"error": type(error).__name__}))
             return
         track.synthesis = outcome.to_dict() | {"chosen_on_frame": index}
         face.embeddings.update(target.embeddings)
         if outcome.passed and outcome.identity is not None:
-            self.identities[face.track_id] = outcome.identity
+            self.identities[track_id] = outcome.identity
             track.verdict, track.reason, track.method = "anonymized", None, self.a.method
         else:
-            self._fail(face.track_id, outcome.failure())
+            self._fail(track_id, outcome.failure())
 
     def _fail(self, track_id: int, failure: Failure) -> None:
         log.info("track %d falls back to %s: %s", track_id, self.a.fallback.name, failure)
@@ -473,7 +476,9 @@ class _RunState:
         )
 
     def _apply(self, original: np.ndarray, output: np.ndarray, placement: Placement, index: int, crowded: bool) -> str:
-        """Anonymise one placed track in ``output``: its method, or the fallback (when it must, or on any error); return which."""
+        """Anonymise one placed track in ``output``: its method, or the fallback (when it must, or on any error); return
+        which.
+        """
         try:
             if self._renders(placement, crowded):
                 points = self._landmarks(original, placement, index) if self.a.synthesizer is not None else None
@@ -540,11 +545,11 @@ class _RunState:
         buffered frames before this keyframe (its first check comes before its first frame is written).
         """
         due = [
-            Placement(f.track_id, f, "detected")
+            Placement(_tracked(f), f, "detected")
             for f in faces
-            if f.track_id not in self.failed
-            and index - self.last_check.get(f.track_id, -(10**9)) >= self.owner.recheck_every
-            and self._renders(Placement(f.track_id, f, "detected"))
+            if _tracked(f) not in self.failed
+            and index - self.last_check.get(_tracked(f), -(10**9)) >= self.owner.recheck_every
+            and self._renders(Placement(_tracked(f), f, "detected"))
         ]
         if not due:
             return
@@ -615,6 +620,12 @@ def _overlapped(faces: list[Face]) -> set[int]:
         if any(other is not face and other.score > face.score and overlap(face, other) >= OVERLAP for other in faces):
             out.add(id(face))
     return out
+
+
+def _tracked(face: Face) -> int:
+    """Return the track id of a face the tracker kept (`condanon.video.tracking.FaceTracks.update` sets one on each)."""
+    assert face.track_id is not None, "a tracked face has its track id"
+    return face.track_id
 
 
 def _track_key(track_id: int) -> int:

@@ -41,7 +41,9 @@ WEAK_MATCH = 0.5
 UNCONFIRMED_MATCH = 0.7
 """The largest cost (1 - IoU * score) of the match that confirms a new track."""
 DUPLICATE = 0.05
-"""A tracked and a lost track whose boxes are closer than this (1 - IoU) are one: the one followed for fewer frames goes."""
+"""A tracked and a lost track whose boxes are closer than this (1 - IoU) are one: the one followed for fewer frames
+goes.
+"""
 
 
 class KalmanBoxFilter:
@@ -274,7 +276,9 @@ class ByteTracker:
         self._ids = 1
 
     def update(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Take one frame's detections (``boxes`` n x 4, x1 y1 x2 y2; ``scores`` n); return each one's track id, or -1."""
+        """Take one frame's detections (``boxes`` n x 4, x1 y1 x2 y2; ``scores`` n); return each one's
+        track id, or -1.
+        """
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         tracks = self._step(boxes, scores)
@@ -386,7 +390,9 @@ class ByteTracker:
         return [t for t in self.tracked if t.confirmed]
 
     def _drop_duplicates(self, tracked: list[_Track], lost: list[_Track]) -> tuple[list[_Track], list[_Track]]:
-        """Of a tracked and a lost track on the same spot, drop the one followed for fewer frames (the tracked one on a tie)."""
+        """Of a tracked and a lost track on the same spot, drop the one followed for fewer frames (the tracked one on a
+        tie).
+        """
         cost = _costs(tracked, lost, scored=False)
         drop_tracked, drop_lost = set(), set()
         for a, b in zip(*np.where(cost < DUPLICATE)):

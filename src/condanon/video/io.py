@@ -25,11 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ..errors import VideoError, one_line
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def is_video(path: str | os.PathLike[str]) -> bool:
 def is_stream(source: str) -> bool:
     """Return whether ``source`` is a live source: a network URL, ``camera:N`` or a ``/dev/video*`` device."""
     text = str(source)
-    return text.lower().startswith(STREAM_PREFIXES + (CAMERA_PREFIX,)) or text.startswith("/dev/video")
+    return text.lower().startswith((*STREAM_PREFIXES, CAMERA_PREFIX)) or text.startswith("/dev/video")
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class VideoFrame:
 
 
 def display_rotation(source: str) -> int:
-    """Return the display rotation of the file ``source``'s first video stream: 0, 90, 180 or 270 degrees counter-clockwise.
+    """Return the display rotation of the file ``source``'s first video stream: 0, 90, 180 or 270 degrees
+    counter-clockwise.
 
     Read from the first decoded frame's display matrix (FFmpeg turns the container's matrix, and an
     old ``rotate`` tag, into that); the stream's ``rotate`` tag (clockwise) when the frame has none.
@@ -354,7 +358,8 @@ class VideoWriter:
         self.info = info
         try:
             self.container = av.open(str(self.partial), mode="w")
-            self.stream = self.container.add_stream(options.codec, rate=info.fps)
+            # PyAV types a stream by the codec's name; ``options.codec`` names a video encoder
+            self.stream = cast("VideoStream", self.container.add_stream(options.codec, rate=info.fps))
         except (av.FFmpegError, ValueError, OSError) as error:
             raise VideoError(
                 f"{self.path}: cannot write video with {options.codec}: {one_line(error, whole=True)}"

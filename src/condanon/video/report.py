@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ def aggregate(readings: list[Attributes]) -> Attributes | None:
         for r in readings
         if r.sex is not None
     ]
-    totals: Counter[str] = Counter()
+    totals: defaultdict[str, float] = defaultdict(float)
     for r in readings:
         for name, p in r.emotion_probabilities.items():
             totals[name] += p / len(readings)
@@ -192,7 +192,9 @@ class VideoReport:
         }
 
     def write_beside(self, video: str | Path) -> Path:
-        """Write ``<stem>.tracks.json`` (this report) and ``<stem>.boxes.csv`` beside ``video``, atomically; return the CSV's path."""
+        """Write ``<stem>.tracks.json`` (this report) and ``<stem>.boxes.csv`` beside ``video``, atomically; return the
+        CSV's path.
+        """
         video = Path(video)
         write_atomic(video.with_name(video.stem + ".tracks.json"), json.dumps(self.to_dict(), indent=2).encode())
         boxes = video.with_name(video.stem + ".boxes.csv")

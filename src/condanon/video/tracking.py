@@ -94,7 +94,9 @@ def _moved(face: Face, box: Box, grow: float) -> Face:
 
 
 def interpolate(a: Face, b: Face, w: float, grow: float) -> Face:
-    """Return the face a share ``w`` of the way from ``a`` to ``b`` (boxes and landmarks linear), box grown by ``1 + grow``."""
+    """Return the face a share ``w`` of the way from ``a`` to ``b`` (boxes and landmarks linear), box grown by ``1 +
+    grow``.
+    """
     box = Box(*(np.array(a.box.to_list()) * (1 - w) + np.array(b.box.to_list()) * w))
     return dataclasses.replace(
         a,
@@ -177,7 +179,8 @@ class FaceTracks:
         return [faces[i] for i in sorted(kept)]
 
     def _stitch(self, frame: int, faces: list[Face], taken: set[int]) -> dict[int, int]:
-        """Return track ids for faces ByteTrack did not link: the nearest recent track they can have moved from, or a new one.
+        """Return track ids for faces ByteTrack did not link: the nearest recent track they can have moved from, or a
+        new one.
 
         A face that moved more than a box overlap allows between keyframes (fast, near the camera)
         starts a new ByteTrack track; it continues ours when a track last seen within ``max_gap``
