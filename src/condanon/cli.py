@@ -1,4 +1,6 @@
-"""The ``condanon`` command: ``anonymize``, ``analyze`` and ``models``.
+"""The ``condanon`` command: ``anonymize`` (images, folders, videos, streams), ``analyze`` (faces and attributes,
+images unchanged), ``evaluate`` (privacy against utility on labelled photos and clips), ``sheet`` (contact sheets
+for review) and ``models`` (the models, their licenses, their files checked).
 
 Exit status: 0 when every input went through; 1 when some input failed (the others are still
 processed and written) or a late write (the ``--report``) failed; 2 for a usage or configuration

@@ -4,11 +4,8 @@ Chips are cut the way the networks were trained (dlib's ``get_face_chip_details`
 32 px for sex, 64 px for age), but aligned from the detector's 5 landmarks onto dlib's mean-face
 positions of those points, so no dlib predictor runs and the result does not depend on the box.
 Input is RGB, ``(byte - mean) / 256``, NCHW. Age is the expectation over 81 bins (0.25, 1, 2 ... 80).
-The probabilities are averaged over the chip and its mirror image.
-
-Measured on shared/data/attributes/utkface (1,199 faces), against the other conventions tried:
-naive box crop 79.9 % sex / 11.5 y MAE; the package's own HOG + 5-point pipeline 85.5 % / 6.04;
-YuNet box + 5-point predictor 86.6 % / 6.36; this alignment 86.2 % / 5.98 (with the mirror average).
+The probabilities are averaged over the chip and its mirror image. Why this alignment, against the other
+conventions tried, measured: docs/evaluation.md ("How the age-gender chips are cut").
 """
 
 from __future__ import annotations

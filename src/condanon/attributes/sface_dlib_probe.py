@@ -6,7 +6,7 @@ standardised concatenation of the 128-D SFace and 128-D dlib ResNet unit vectors
 ``age-sex-stacked``: P(male) = sigmoid(a * logit(P_age-gender) + b * logit(P_probe) + c) and
 age = d * age_age-gender + e * age_probe + f, fitted on the probe's out-of-fold predictions of the
 train set (logistic regression; least-absolute-deviation regression). Trained by
-``tools/train_attribute_probe_v2.py`` on shared/data/train/utkface (models/sface-dlib-probe-v1.md).
+``tools/train_attribute_probe_v2.py`` on UTKFace training photos (models/sface-dlib-probe-v1.md).
 
 Both vectors go through `condanon.identity.embed_original`, so they are cached on the face and shared
 with the identity checks (SFace: in-loop embedder; dlib: held-out attacker). On an anonymised image the

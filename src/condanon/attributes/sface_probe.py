@@ -3,7 +3,7 @@
 Sex comes from a one-hidden-layer network (128 ReLU units) and age from a multinomial logistic
 regression over 11 age bands (its expectation and spread), both on the standardised 128-D SFace
 vector; trained by ``tools/train_attribute_probe.py`` on
-shared/data/train/utkface. The SFace vector is cached on the face, so the in-loop identity check reuses it. The weights
+UTKFace training photos. The SFace vector is cached on the face, so the in-loop identity check reuses it. The weights
 are plain numpy arrays (no pickle) and derive from UTKFace, so they are for
 non-commercial research use only.
 """

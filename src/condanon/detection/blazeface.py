@@ -39,8 +39,8 @@ INPUT = 192
 GRID = 48
 
 # YuNet box = BlazeFace box shifted by (DX * w, DY * h) and scaled by (SX, SY) about its centre: medians
-# over 1,586 matched YuNet/BlazeFace detections of the same faces (IoU > 0.4), from every second utkface
-# and identity photo of shared/data at full and half size. Spread (std): DX 0.04, DY 0.03, SX 0.07, SY 0.06.
+# over 1,586 matched YuNet/BlazeFace detections of the same faces (IoU > 0.4), from every second
+# UTKFace-style and identity test photo at full and half size. Spread (std): DX 0.04, DY 0.03, SX 0.07, SY 0.06.
 # BlazeFace's box is square and wider than YuNet's (ears in); YuNet's is taller than wide.
 DX, DY, SX, SY = 0.0, -0.003, 0.875, 1.018
 # Mouth corners = mouth centre -/+ MOUTH * (left eye - right eye) (see `landmarks5`): the median of YuNet's

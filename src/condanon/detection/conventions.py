@@ -3,7 +3,7 @@
 dlib's HOG detector and its shape predictors were trained on dlib's own boxes, so a YuNet box must
 be converted before the predictors run, and a HOG box converted back before it is merged with
 YuNet's. The map is a centre shift and a scale, as fractions of the box size, fitted on matched
-YuNet/HOG detections of the same faces: 4,147 pairs from the 1,199 utkface photos of shared/data, each
+YuNet/HOG detections of the same faces: 4,147 pairs from 1,199 UTKFace-style test photos, each
 at 7 scales (HOG boxes snap to a few sizes). Spread (std) of the fit: DX 0.06, DY 0.03, SX 0.10, SY 0.07.
 """
 

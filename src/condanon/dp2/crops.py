@@ -1,10 +1,10 @@
-"""DeepPrivacy2's face crop conventions (``shared/dp2/SPEC.md`` section 8), from any detector's boxes.
+"""DeepPrivacy2's face crop conventions (docs/dp2.md), from any detector's boxes.
 
 A detection box is expanded to a square crop around the face (the "simple" rule for FDF256, the FDF
 dataset rule for FDF128), cut out with black where it leaves the image, resized to the generator's
 size, and masked: the generator fills the box, the rest of the crop is its known context. DP2 works
-on RGB; these functions do not swap channels. The reference's numbers are in
-``shared/dp2/anonymizer_conventions.json`` (tests/test_dp2_crops.py checks every example).
+on RGB; these functions do not swap channels. tests/test_dp2_crops.py checks them against the reference
+implementation's own crops.
 """
 
 from __future__ import annotations

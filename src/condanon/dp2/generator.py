@@ -1,4 +1,4 @@
-"""DeepPrivacy2's face generator (a style-modulated U-Net), written from ``shared/dp2/SPEC.md`` sections 3-5.
+"""DeepPrivacy2's face generator (a style-modulated U-Net), written from its published architecture (docs/dp2.md).
 
 The generator inpaints the unknown region (mask 0) of a face crop in [-1, 1], conditioned on the known
 pixels and a latent ``w`` from a two-layer mapping network. Module and parameter names follow the

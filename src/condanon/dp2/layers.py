@@ -1,4 +1,4 @@
-"""The primitive layers of the DeepPrivacy2 face generator, written from ``shared/dp2/SPEC.md`` section 2.
+"""The primitive layers of the DeepPrivacy2 face generator, written from its published architecture (docs/dp2.md).
 
 Weights are stored unscaled and scaled at run time (equalised learning rate); every layer ends with
 bias, activation, gain and an optional clamp, in that order. Resampling uses one fixed 4x4 FIR filter.

@@ -1,10 +1,11 @@
 """Evaluation harness: privacy against utility for every method, measured the way the field does.
 
     from condanon.evaluation import evaluate
-    result = evaluate(["../shared/data/identity"], methods=["original", "blur", "pixelate", "mask"], out="report/")
+    result = evaluate(["photos/identity"], methods=["original", "blur", "pixelate", "mask"], out="report/")
     result.summaries["identity"]["blur"].dlib_removed
 
-See `evaluate` and ``shared/docs/field.md`` for the definitions.
+A dataset is a folder of photos with an ``index.csv`` (`load_dataset`). The definitions of the measures,
+and the latest figures, are in docs/evaluation.md and docs/realism.md.
 """
 
 from .dataset import Dataset, Sample, load_dataset

@@ -59,7 +59,7 @@ class MethodSummary:
     """Median time of the method per face (anonymisation with its own checks)."""
     fallbacks: int = 0
     fallback_reasons: dict[str, int] = field(default_factory=dict)
-    # Realism and fidelity (`condanon.evaluation.realism`; shared/docs/field.md items 6-7).
+    # Realism and fidelity (`condanon.evaluation.realism`; definitions in docs/realism.md).
     texture_ratio: float | None = None
     """Median texture ratio (after / before) over faces at least `TEXTURE_MIN_HEIGHT` high."""
     texture_faces: int = 0

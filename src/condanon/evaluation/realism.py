@@ -1,4 +1,4 @@
-"""Realism and fidelity of an anonymised face, beside its original (shared/docs/field.md, items 6 and 7).
+"""Realism and fidelity of an anonymised face, beside its original (docs/realism.md).
 
 Per face, measured at the original face's place with the original's landmarks:
 

@@ -1,4 +1,4 @@
-"""Run every method on every labelled photo and measure it (the definitions of shared/docs/field.md).
+"""Run every method on every labelled photo and measure it (definitions: docs/evaluation.md).
 
 Each photo's faces are found once; each method anonymises all of them and is measured on the main
 (largest) face. The attacker aligns at the original face's place with the original landmarks, so a

@@ -1,6 +1,6 @@
 """Video metrics for ``condanon evaluate``: leaked frames, identity consistency and attribute jitter of tracks.
 
-Definitions (``shared/docs/field.md``, item 4): a frame leaks when a face that the pipeline knows about, or that
+Definitions (docs/evaluation.md): a frame leaks when a face that the pipeline knows about, or that
 a peer detector finds, is left un-anonymised; identity consistency is the similarity of consecutive
 anonymised crops of one track; attribute jitter is how much age, sex and emotion move within a track.
 

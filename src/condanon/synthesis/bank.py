@@ -1,6 +1,6 @@
 """The prototype bank: averages of k >= 5 aligned real faces, bucketed by sex, age band and expression.
 
-Built by ``tools/build_prototype_bank.py`` from shared/data/train (card: models/prototype-bank-v1.md).
+Built by ``tools/build_prototype_bank.py`` from training photos (card: models/prototype-bank-v1.md).
 Each prototype carries its 68-point shape in the 128 px canonical frame, its bucket, k, and how the
 package's own estimators read it (apparent age, probability of male, emotion probabilities): the
 synthetic method picks prototypes by those readings, because the estimators are what must agree.

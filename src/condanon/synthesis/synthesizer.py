@@ -1,6 +1,6 @@
 """The `synthetic` method: prototype candidates composed into the frame and checked on the final pixels.
 
-For each face (shared/docs/design.md, "Conditioning and verification"):
+For each face (docs/synthesis.md):
 1. the bank ranks its prototypes by how the estimators read them against the face's attributes;
 2. candidates are mixes of two of the best-ranked prototypes (seeded weights): new people who are none
    of the prototypes and, through them, none of the k >= 5 people behind each;

@@ -358,12 +358,26 @@ class VideoWriter:
         self.info = info
         try:
             self.container = av.open(str(self.partial), mode="w")
-            # PyAV types a stream by the codec's name; ``options.codec`` names a video encoder
-            self.stream = cast("VideoStream", self.container.add_stream(options.codec, rate=info.fps))
         except (av.FFmpegError, ValueError, OSError) as error:
+            raise VideoError(f"{self.path}: cannot write video: {one_line(error, whole=True)}") from None
+        try:
+            kind = av.codec.Codec(options.codec, "w").type
+            if kind != "video":  # an audio or subtitle encoder's name (--codec aac)
+                raise ValueError(f"it is an {kind} encoder, not a video one")
+            stream = self.container.add_stream(options.codec, rate=info.fps)
+        except av.codec.codec.UnknownCodecError:
+            self.container.close()
+            self.partial.unlink(missing_ok=True)
+            raise VideoError(
+                f"{self.path}: cannot write video with {options.codec}: FFmpeg has no such encoder"
+            ) from None
+        except (av.FFmpegError, ValueError, OSError) as error:
+            self.container.close()
+            self.partial.unlink(missing_ok=True)
             raise VideoError(
                 f"{self.path}: cannot write video with {options.codec}: {one_line(error, whole=True)}"
             ) from None
+        self.stream = cast("VideoStream", stream)
         self.stream.width = info.width
         self.stream.height = info.height
         self.stream.pix_fmt = _pix_fmt(options.codec, info.width, info.height)
