@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,68 +22,72 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-HEADER = (
-    "| method | faces | SFace removed (in-loop) | dlib removed (held-out) | re-ID R1 SFace | re-ID R1 dlib "
-    "| sex agree | age diff (y) | age within 10 y | emotion agree "
-    "| detected YuNet | detected Haar | ms/face | fallbacks |"
-)
+Cell = Callable[[str, MethodSummary], str]
+"""One column's cell of a method's row: ``cell(method, summary)``."""
 
 
-def _table(header: str, rows: list[str]) -> str:
-    """Return a Markdown table: ``header``, its separator line, then ``rows``."""
-    return "\n".join([header, "|" + "---|" * (header.count("|") - 1), *rows])
+def _pair(value: str, aside: str) -> str:
+    return f"{value} ({aside})"
+
+
+MAIN_COLUMNS: list[tuple[str, Cell]] = [
+    ("method", lambda m, s: m),
+    ("faces", lambda m, s: f"{s.faces}/{s.samples}"),
+    ("SFace removed (in-loop)", lambda m, s: _pct(s.sface_removed) + ("" if m == "original" else " *")),
+    ("dlib removed (held-out)", lambda m, s: _pct(s.dlib_removed)),
+    ("re-ID R1 SFace", lambda m, s: _pct(s.reid_sface)),
+    ("re-ID R1 dlib", lambda m, s: _pct(s.reid_dlib)),
+    ("sex agree", lambda m, s: _pct(s.sex_agreement)),
+    ("age diff (y)", lambda m, s: _num(s.age_difference)),
+    ("age within 10 y", lambda m, s: _pct(s.age_within_10)),
+    ("emotion agree", lambda m, s: _pct(s.emotion_agreement)),
+    ("detected YuNet", lambda m, s: _pct(s.detected_primary)),
+    ("detected Haar", lambda m, s: _pct(s.detected_second)),
+    ("ms/face", lambda m, s: _num(s.ms_per_face, 0)),
+    ("fallbacks", lambda m, s: str(s.fallbacks)),
+]
+LABEL_COLUMNS: list[tuple[str, Cell]] = [
+    ("method", lambda m, s: m),
+    ("sex acc before", lambda m, s: _pct(s.sex_accuracy_before)),
+    ("sex acc after", lambda m, s: _pct(s.sex_accuracy_after)),
+    ("age MAE before", lambda m, s: _num(s.age_mae_before)),
+    ("age MAE after", lambda m, s: _num(s.age_mae_after)),
+    ("emotion acc before", lambda m, s: _pct(s.emotion_accuracy_before)),
+    ("emotion acc after", lambda m, s: _pct(s.emotion_accuracy_after)),
+]
+REALISM_COLUMNS: list[tuple[str, Cell]] = [
+    ("method", lambda m, s: m),
+    ("texture after/before (faces >= 64 px)", lambda m, s: _pair(_num(s.texture_ratio, 2), f"n={s.texture_faces}")),
+    ("skin dE", lambda m, s: _num(s.skin_de)),
+    ("dark skin dL*", lambda m, s: _pair(_num(s.dark_skin_dl), f"n={s.dark_faces}")),
+    ("held-out sex agree (mirror)", lambda m, s: _pair(_pct(s.ho_sex_agreement), _pct(s.ho_sex_ceiling))),
+    ("held-out age within 10 y (mirror)", lambda m, s: _pair(_pct(s.ho_age_within_10), _pct(s.ho_age_ceiling))),
+    ("held-out emotion agree (mirror)", lambda m, s: _pair(_pct(s.ho_emotion_agreement), _pct(s.ho_emotion_ceiling))),
+    ("two-sample accuracy", lambda m, s: _pct(s.two_sample)),
+    ("warp stretch (max)", lambda m, s: _pair(_num(s.stretch_median), _num(s.stretch_max))),
+]
+
+
+def _table(columns: list[tuple[str, Cell]], summaries: dict[str, MethodSummary]) -> str:
+    """Return a Markdown table with one row per method: the header, its separator line, then the rows."""
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(m, s) for _, cell in columns) + " |" for m, s in summaries.items()]
+    return "\n".join(lines)
 
 
 def markdown_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of one dataset: one row per method."""
-    return _table(
-        HEADER,
-        [
-            f"| {method} | {s.faces}/{s.samples} | {_pct(s.sface_removed)}{'' if method == 'original' else ' *'} "
-            f"| {_pct(s.dlib_removed)} | {_pct(s.reid_sface)} | {_pct(s.reid_dlib)} | {_pct(s.sex_agreement)} "
-            f"| {_num(s.age_difference)} | {_pct(s.age_within_10)} | {_pct(s.emotion_agreement)} "
-            f"| {_pct(s.detected_primary)} "
-            f"| {_pct(s.detected_second)} | {_num(s.ms_per_face, 0)} | {s.fallbacks} |"
-            for method, s in summaries.items()
-        ],
-    )
+    return _table(MAIN_COLUMNS, summaries)
 
 
 def label_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of accuracy against the labels, before and after each method."""
-    header = (
-        "| method | sex acc before | sex acc after | age MAE before | age MAE after "
-        "| emotion acc before | emotion acc after |"
-    )
-    return _table(
-        header,
-        [
-            f"| {method} | {_pct(s.sex_accuracy_before)} | {_pct(s.sex_accuracy_after)} | {_num(s.age_mae_before)} "
-            f"| {_num(s.age_mae_after)} | {_pct(s.emotion_accuracy_before)} | {_pct(s.emotion_accuracy_after)} |"
-            for method, s in summaries.items()
-        ],
-    )
-
-
-REALISM_HEADER = (
-    "| method | texture after/before (faces >= 64 px) | skin dE | dark skin dL* | held-out sex agree (mirror) "
-    "| held-out age within 10 y (mirror) | held-out emotion agree (mirror) | two-sample accuracy | warp stretch (max) |"
-)
+    return _table(LABEL_COLUMNS, summaries)
 
 
 def realism_table(summaries: dict[str, MethodSummary]) -> str:
     """Return the Markdown table of realism and held-out readers: one row per method."""
-    return _table(
-        REALISM_HEADER,
-        [
-            f"| {method} | {_num(s.texture_ratio, 2)} (n={s.texture_faces}) | {_num(s.skin_de)} "
-            f"| {_num(s.dark_skin_dl)} (n={s.dark_faces}) | {_pct(s.ho_sex_agreement)} ({_pct(s.ho_sex_ceiling)}) "
-            f"| {_pct(s.ho_age_within_10)} ({_pct(s.ho_age_ceiling)}) "
-            f"| {_pct(s.ho_emotion_agreement)} ({_pct(s.ho_emotion_ceiling)}) | {_pct(s.two_sample)} "
-            f"| {_num(s.stretch_median)} ({_num(s.stretch_max)}) |"
-            for method, s in summaries.items()
-        ],
-    )
+    return _table(REALISM_COLUMNS, summaries)
 
 
 def markdown(result: Any) -> str:
