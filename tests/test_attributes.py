@@ -36,6 +36,7 @@ def utk_predictions(anonymizer, data, load):
     return out
 
 
+@pytest.mark.slow  # ~16 s: the utk_predictions fixture it shares with the next two
 def test_sex_accuracy_on_utkface(utk_predictions):
     assert all(a is not None for _, _, a in utk_predictions), "a face was missed"
     correct = [a.sex == sex for _, sex, a in utk_predictions]
@@ -45,6 +46,7 @@ def test_sex_accuracy_on_utkface(utk_predictions):
     assert {a.sex for _, _, a in utk_predictions} == {"female", "male"}
 
 
+@pytest.mark.slow  # shares utk_predictions
 def test_age_error_on_utkface(utk_predictions):
     errors = [abs(a.age - age) for age, _, a in utk_predictions]
     mae = float(np.mean(errors))
@@ -55,6 +57,7 @@ def test_age_error_on_utkface(utk_predictions):
     assert np.corrcoef(truth, estimates)[0, 1] > 0.5
 
 
+@pytest.mark.slow  # shares utk_predictions
 def test_emotion_probabilities(utk_predictions):
     for _, _, attributes in utk_predictions[:20]:
         probabilities = attributes.emotion_probabilities

@@ -89,6 +89,7 @@ def test_two_inputs_with_one_output_name_are_refused_not_merged(tmp_path, capsys
     assert not any(status == "done" and target.endswith("x.png") for _, target, status in job_rows(out))
 
 
+@pytest.mark.slow  # ~5 s: three photos through the CLI
 def test_suffixes_that_map_to_one_output_keep_distinct_outputs(tmp_path, capsys):
     folder = tmp_path / "in"
     noise(folder / "x.png", (40, 30), seed=1)
@@ -439,7 +440,7 @@ def test_next_write_removes_its_own_stale_temp(tmp_path):
     "argv",
     [
         pytest.param(["scenes/two_people.jpg", "out.jpg", "--method", "synthetic"], id="photo"),
-        pytest.param(["video/single_face.mp4", "out.mp4"], id="video", marks=pytest.mark.slow),
+        pytest.param(["video/single_face.mp4", "out.mp4"], id="video", marks=[pytest.mark.slow, pytest.mark.video]),
     ],
 )
 def test_corrupt_prototype_bank_aborts_with_one_line(data, tmp_path, capsys, monkeypatch, argv):
@@ -474,6 +475,7 @@ class Inert:
     """A training object from somewhere else (pickled by reference to this test module)."""
 
 
+@pytest.mark.dp2
 def test_refused_dp2_checkpoint_aborts_with_one_line(scenes, tmp_path, capsys):
     torch = pytest.importorskip("torch")
     path = tmp_path / "mine.pt"
@@ -514,6 +516,7 @@ def test_video_side_files_get_the_mode_of_a_normal_open(tmp_path, umask_022):
 
 
 @pytest.mark.slow
+@pytest.mark.video
 def test_a_video_output_keeps_the_users_partial_named_file_and_gets_a_normal_mode(data, tmp_path, capsys, umask_022):
     out = tmp_path / "out"
     out.mkdir()
@@ -532,6 +535,7 @@ def test_a_video_output_keeps_the_users_partial_named_file_and_gets_a_normal_mod
 # -- 12. dp2 checkpoints: never a full unpickler ----------------------------------------------------------
 
 
+@pytest.mark.dp2
 def test_verified_checkpoint_is_read_without_running_its_code(dp2_dir, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     import dataclasses
@@ -584,6 +588,7 @@ def test_video_summary_errors_fail_the_input_and_keep_the_output(tmp_path, capsy
     assert dict((Path(s).name, status) for s, _, status in job_rows(out)) == {"clip.mp4": "failed", "a.png": "done"}
 
 
+@pytest.mark.slow  # ~8 s: a subprocess with 12000 arguments
 def test_a_long_command_line_does_not_crash_the_model_runtime(scenes):
     """onnxruntime's import recursed over every argument and segfaulted past a few hundred (a shell glob)."""
     code = "import sys; from condanon.cli import main; sys.exit(main())"

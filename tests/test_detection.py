@@ -83,6 +83,7 @@ def test_tight_face_crop_is_found(detectors, data, load, margin):
             assert faces[0].box.width > 0.4 * width
 
 
+@pytest.mark.slow  # ~2.5 s
 def test_large_upscaled_image_still_finds_both_faces(detectors, scenes, load):
     image = load(scenes / "two_people.jpg")
     small = detectors["yunet"].detect(image)

@@ -21,6 +21,8 @@ from condanon.dp2.checkpoint import layout_errors, load_generator, load_strict  
 from condanon.dp2.generator import CONFIGS, FaceGenerator, GeneratorConfig, state_dict_layout  # noqa: E402
 from condanon.errors import ModelError  # noqa: E402
 
+pytestmark = pytest.mark.dp2
+
 W_TOL, IMAGE_TOL, GRAD_TOL = 1e-5, 1e-4, 1e-3
 
 
@@ -31,7 +33,7 @@ def _golden(dp2_dir: Path, name: str) -> tuple[FaceGenerator, dict[str, Any], di
     return generator, {case["name"]: case for case in data["cases"]}, data
 
 
-@pytest.fixture(scope="module", params=["tiny256", "tiny128"])
+@pytest.fixture(scope="module", params=[pytest.param("tiny256", marks=pytest.mark.slow), "tiny128"])  # tiny128 quick
 def golden(request: pytest.FixtureRequest, dp2_dir: Path) -> tuple[FaceGenerator, dict[str, Any], dict[str, Any]]:
     return _golden(dp2_dir, request.param)
 
@@ -88,6 +90,7 @@ def test_forward_with_explicit_w(golden):
     assert torch.equal(image * inputs["mask"], inputs["condition"] * inputs["mask"])
 
 
+@pytest.mark.slow  # 1.5-4 s on tiny128 alone
 def test_multi_modal_truncation(golden):
     generator, cases, _ = golden
     case = cases["e_multimodal_truncation"]
@@ -154,6 +157,7 @@ def test_strict_loading_names_what_does_not_fit(dp2_dir, tmp_path):
     assert layout_errors(generator, bad_filter) == ["encoder.1.conv0.resample_filter is not the fixed FIR filter"]
 
 
+@pytest.mark.slow  # ~4 s
 def test_load_generator_reads_a_checkpoint_file_in_every_layout(dp2_dir, tmp_path):
     data = torch.load(dp2_dir / "tiny256.pt", weights_only=True)
     config = GeneratorConfig.from_reference(data["config"])

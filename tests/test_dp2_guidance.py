@@ -17,7 +17,10 @@ from condanon.dp2.onnx_torch import OnnxModule  # noqa: E402
 from condanon.identity import EMBEDDERS  # noqa: E402
 from condanon.weights import model_path  # noqa: E402
 
+pytestmark = pytest.mark.dp2
 
+
+@pytest.mark.slow  # ~3 s; the emotion model check below stays quick
 def test_torch_sface_matches_opencv():
     rng = np.random.default_rng(0)
     chip = cv2.GaussianBlur((rng.random((112, 112, 3)) * 255).astype(np.uint8), (9, 9), 3)
@@ -50,6 +53,7 @@ def test_an_unsupported_operator_is_named(tmp_path):
         OnnxModule(tmp_path / "tanh.onnx")
 
 
+@pytest.mark.slow  # ~4 s
 def test_the_guide_reads_the_original_face_like_the_pipeline(scenes, load):
     image = load(scenes / "astronaut.jpg")
     face = condanon.Anonymizer(method="blur").find_faces(image)[0]
@@ -67,6 +71,7 @@ def test_the_guide_reads_the_original_face_like_the_pipeline(scenes, load):
     assert readings["emotion"] < 0.3 and readings["sex"] < np.log(2)  # happy and female, as the pipeline read
 
 
+@pytest.mark.slow  # ~25 s
 def test_gradient_steps_lower_the_loss(dp2_dir, scenes, load):
     anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(dp2_dir / "tiny256.pt"), candidates=1, steps=3), seed=0)
     synthesizer = anonymizer.synthesizer

@@ -24,6 +24,8 @@ from condanon.dp2.synthesizer import DP2Synthesizer, FaceRegion  # noqa: E402
 from condanon.errors import ModelError, VideoError  # noqa: E402
 from condanon.types import Box  # noqa: E402
 
+pytestmark = pytest.mark.dp2
+
 
 @pytest.fixture(scope="session")
 def tiny(dp2_dir: Path) -> dict[str, Path]:
@@ -39,6 +41,7 @@ def dp2_result(tiny, scenes, load):
     return anonymizer, image, anonymizer.anonymize(image)
 
 
+@pytest.mark.slow  # ~10 s with the dp2_result fixture it shares
 def test_dp2_crops_generates_pastes_verifies_and_reports(dp2_result):
     anonymizer, image, result = dp2_result
     assert len(result.faces) == 2
@@ -63,6 +66,7 @@ def test_dp2_crops_generates_pastes_verifies_and_reports(dp2_result):
     json.dumps(result.to_dict())  # the report is JSON-ready
 
 
+@pytest.mark.slow  # shares dp2_result (~10 s)
 def test_dp2_changes_the_faces_and_nothing_outside_their_regions(dp2_result):
     anonymizer, image, result = dp2_result
     changed = np.any(result.image != image, axis=2)
@@ -79,6 +83,7 @@ def test_dp2_changes_the_faces_and_nothing_outside_their_regions(dp2_result):
     assert not changed[~allowed].any()
 
 
+@pytest.mark.slow  # ~12 s
 def test_dp2_is_reproducible_with_its_seed(dp2_result, tiny):
     _, image, result = dp2_result
     again = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"])), seed=3, preserve=("emotion",)).anonymize(image)
@@ -104,6 +109,7 @@ def test_feathered_paste_is_the_generator_on_the_box_and_fades_across_the_band()
     assert hard.bounds == (100, 50, 180, 150) and (hard.alpha == 1).all()
 
 
+@pytest.mark.slow  # ~6 s
 def test_dp2_with_fdf128_conventions_runs(tiny, scenes, load):
     anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny128"]), candidates=2), seed=1)
     assert isinstance(anonymizer.synthesizer, DP2Synthesizer)
@@ -141,6 +147,7 @@ def test_cli_dp2_without_the_checkpoint_says_where_to_get_it(tmp_path, monkeypat
     assert not (out / "a.jpg").exists()
 
 
+@pytest.mark.slow  # ~3 s
 def test_cli_dp2_with_a_checkpoint_file(tmp_path, tiny, scenes):
     out = tmp_path / "a.png"
     report = tmp_path / "report.json"
@@ -180,6 +187,7 @@ def test_the_default_install_needs_no_torch_and_dp2_says_how_to_get_it():
     assert done.stdout.strip() == "the dp2 method needs PyTorch: pip install 'condanon[dp2]' (torch==2.13.0 takes the CPU build)"
 
 
+@pytest.mark.slow  # ~4 s
 def test_dp2_handles_a_face_cut_by_the_image_border(tiny, scenes, load):
     image = load(scenes / "astronaut.jpg")
     anonymizer = condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"]), candidates=2))

@@ -43,6 +43,7 @@ def evaluation(small_set: Path, tmp_path_factory: pytest.TempPathFactory):
     return evaluate([small_set], methods=["original", "pixelate", "mask"], out=out, workers=2), out
 
 
+@pytest.mark.slow  # the evaluation fixture: ~18 s once
 def test_original_is_the_untouched_reference(evaluation):
     result, _ = evaluation
     original = result.summaries[result.datasets[0].name]["original"]
@@ -54,6 +55,7 @@ def test_original_is_the_untouched_reference(evaluation):
     assert original.reid_sface >= 0.8 and original.reid_dlib >= 0.8, "face recognition should work on the originals"
 
 
+@pytest.mark.slow  # the evaluation fixture: ~18 s once
 def test_a_solid_mask_removes_every_identity(evaluation):
     result, _ = evaluation
     mask = result.summaries[result.datasets[0].name]["mask"]
@@ -62,6 +64,7 @@ def test_a_solid_mask_removes_every_identity(evaluation):
     assert mask.reid_sface <= 0.5
 
 
+@pytest.mark.slow  # the evaluation fixture: ~18 s once
 def test_json_matches_a_recount_of_the_csv(evaluation):
     result, out = evaluation
     report = json.loads((out / "evaluation.json").read_text())
@@ -88,6 +91,7 @@ def test_json_matches_a_recount_of_the_csv(evaluation):
         assert summary["fallbacks"] == sum(r["verdict"] == "fallback" for r in mine)
 
 
+@pytest.mark.slow  # the evaluation fixture: ~18 s once
 def test_report_folder_has_tables_plots_and_contact_sheet(evaluation):
     result, out = evaluation
     for name in ("evaluation.md", "evaluation.json", "faces.csv", "privacy_utility.png", "attributes.png", "contact_sheet.png"):
@@ -97,6 +101,7 @@ def test_report_folder_has_tables_plots_and_contact_sheet(evaluation):
     assert set(json.loads((out / "evaluation.json").read_text())["files"]) >= {"markdown", "json", "csv", "contact_sheet"}
 
 
+@pytest.mark.slow  # ~6 s
 def test_limit_draws_a_seeded_subset(small_set):
     a = evaluate([small_set], methods=["mask"], limit=3, seed=1, workers=1)
     b = evaluate([small_set], methods=["mask"], limit=3, seed=1, workers=1)
@@ -116,6 +121,7 @@ def test_method_specs_and_bad_inputs(tmp_path):
         load_dataset(tmp_path)
 
 
+@pytest.mark.slow  # ~5 s
 def test_unreadable_photo_is_reported_and_the_rest_measured(small_set, tmp_path):
     folder = tmp_path / "broken"
     shutil.copytree(small_set, folder)
@@ -125,6 +131,7 @@ def test_unreadable_photo_is_reported_and_the_rest_measured(small_set, tmp_path)
     assert result.summaries[result.datasets[0].name]["mask"].faces == len(PEOPLE) * PER_PERSON - 1
 
 
+@pytest.mark.slow  # ~3-5 s; test_method_specs_and_bad_inputs stays quick
 def test_cli_evaluate(small_set, tmp_path, capsys):
     out = tmp_path / "cli_report"
     code = main(["evaluate", "--data", str(small_set), "--methods", "blur:strength=0.25", "--limit", "4",
@@ -135,6 +142,8 @@ def test_cli_evaluate(small_set, tmp_path, capsys):
     assert (out / "faces.csv").is_file()
 
 
+@pytest.mark.slow  # the evaluation fixture; fits the realism classifier
+@pytest.mark.training
 def test_realism_and_held_out_readers_are_measured(evaluation):
     result, out = evaluation
     table = result.summaries[result.datasets[0].name]

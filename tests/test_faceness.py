@@ -51,6 +51,7 @@ def test_real_faces_read_as_faces(check, blur, data, load):
     assert scored >= len(paths) >= 40
 
 
+@pytest.mark.slow  # ~25 s: the synthetic method on carved heads
 def test_carved_heads_and_a_hand_are_doubtful_and_obscured(scenes):
     anonymizer = Anonymizer(method="synthetic", seed=3, checks=condanon.Checks(attacker=None))
     result = anonymizer.anonymize(str(scenes / "g7_leaders.jpg"))
@@ -108,12 +109,14 @@ def test_mark_doubtful_keeps_the_first_reason():
     assert faces[1].uncertain and faces[1].doubt == "found only by blazeface" and faces[1].faceness == pytest.approx(0.2)
 
 
+@pytest.mark.slow  # ~7 s
 def test_faceness_can_be_switched_off(scenes):
     faces = Anonymizer(method="blur", detection=condanon.Detection(faceness=None), checks=condanon.Checks(attacker=None)).analyze(str(scenes / "g7_leaders.jpg"))
     assert faces and all(f.faceness is None for f in faces)
     assert not any(f.uncertain for f in faces if any(_near(f, head) for head in CARVED_HEADS))
 
 
+@pytest.mark.slow  # ~7 s
 def test_analyze_csv_says_which_faces_are_doubtful(scenes, capsys):
     assert main(["analyze", str(scenes / "g7_leaders.jpg"), "--format", "csv", "-q"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -122,6 +125,8 @@ def test_analyze_csv_says_which_faces_are_doubtful(scenes, capsys):
     assert sum(r["uncertain"] == "False" for r in rows) >= 25
 
 
+@pytest.mark.slow  # ~4 s
+@pytest.mark.video
 def test_video_track_on_carved_heads_is_uncertain_never_synthesised(tmp_path, scenes, load):
     """A still clip of g7_leaders: the carved heads' tracks are reported uncertain and get the fallback."""
     image = load(scenes / "g7_leaders.jpg")[0:400, 700:1000]  # one carved head and three leaders

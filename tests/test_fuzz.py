@@ -180,6 +180,7 @@ def test_a_real_process_prints_only_one_line_per_bad_file(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "empty"])
+@pytest.mark.video
 def test_broken_video_follows_the_rules(kind, data, tmp_path, capsys):
     clip = tmp_path / "clip.mp4"
     whole = (data / "video" / "single_face.mp4").read_bytes()

@@ -57,6 +57,7 @@ def _vectors(data, load, lo: float, hi: float, count: int) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.slow  # ~3 s
 def test_the_bar_holds_on_strangers_it_was_not_measured_on(data, load):
     """On held-out photos (attributes/utkface, not the train set the table comes from), strangers of the same
     age cross the bar about as often at every age, while SFace's fixed threshold is crossed by a large share

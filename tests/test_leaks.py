@@ -36,6 +36,7 @@ def photo(scenes: Path, load) -> tuple[np.ndarray, list[Face]]:  # type: ignore[
     return image, faces
 
 
+@pytest.mark.slow  # ~8 s
 def test_original_leaks_every_face(photo: tuple[np.ndarray, list[Face]]) -> None:
     image, faces = photo
     report = leaked_faces(image, image.copy())  # it finds the faces itself: the same as the fixture's
@@ -48,6 +49,7 @@ def test_original_leaks_every_face(photo: tuple[np.ndarray, list[Face]]) -> None
     assert {"box", "size", "score", "leaked", "judges"} <= set(row)
 
 
+@pytest.mark.slow  # ~3 s; test_one_masked_leaks_the_others stays quick
 def test_fully_masked_leaks_none(photo: tuple[np.ndarray, list[Face]]) -> None:
     image, faces = photo
     report = leaked_faces(image, blacked_out(image, faces), faces)

@@ -144,6 +144,7 @@ def test_upright_photo_finds_no_turned_face(masker, data) -> None:
     assert "orientation" in result.timings_ms
 
 
+@pytest.mark.slow  # ~2 s
 def test_orientation_off_keeps_the_upright_pass_only(data) -> None:
     turned = np.ascontiguousarray(np.rot90(imread(data / "scenes" / "two_people.jpg")))
     on = condanon.Anonymizer(method="mask", checks=condanon.Checks(attacker=None, verify=False)).find_faces(turned)
@@ -157,6 +158,7 @@ def test_unknown_orientation_mode_is_a_config_error() -> None:
         condanon.Anonymizer(detection=condanon.Detection(orientation="sideways"))
 
 
+@pytest.mark.slow  # ~3 s
 def test_cli_reports_turned_faces_and_can_turn_the_search_off(data, tmp_path) -> None:
     import json
 

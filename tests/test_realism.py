@@ -86,6 +86,8 @@ def test_held_out_readers_read_the_original_and_its_mirror_alike(faces):
     assert before.emotion is not None and mirror.emotion is not None
 
 
+@pytest.mark.slow  # ~9 s: fits the two-sample classifier
+@pytest.mark.training
 def test_two_sample_test_tells_apart_blur_not_copies(data, load):
     anonymizer = Anonymizer(method="blur", checks=condanon.Checks(attacker=None, verify=False))
     before, after_copy, after_blur, groups = [], [], [], []

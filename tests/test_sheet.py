@@ -14,7 +14,6 @@ import pytest
 from condanon.cli import main
 from condanon.sheet import face_label, render_sheet
 from condanon.types import Attributes, Box, Face, FaceReport, Result
-from condanon.weights import MODELS
 
 PHOTOS = {"two_people.jpg": 2, "astronaut.jpg": 1}
 """The photos used, with the number of faces the default detector finds (as in test_cli)."""
@@ -186,11 +185,6 @@ def test_render_sheet_draws_boxes_in_verdict_colours(scenes, load):
     assert small.shape == (256, 512, 3)
 
 
-@pytest.mark.skipif(
-    "prototype-bank-v1" not in MODELS,
-    reason="the synthetic method is not ready: model 'prototype-bank-v1' is not registered yet, so every face "
-    "falls back with \"synthetic failed: unknown model 'prototype-bank-v1'\"",
-)
 def test_synthetic_method(tmp_path, scenes):
     out = tmp_path / "out"
     code, stderr = run(["sheet", str(scenes / "astronaut.jpg"), "--out", str(out), "--method", "synthetic", "-q"])

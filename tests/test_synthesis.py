@@ -229,6 +229,7 @@ def test_synthetic_face_is_someone_else_with_the_same_attributes(synthetic, scen
     assert changed[inner[1] : inner[3], inner[0] : inner[2]].mean() > 0.9
 
 
+@pytest.mark.slow  # ~4.5 s
 def test_same_seed_same_face_other_seed_other_face(scenes, load):
     image = load(scenes / "astronaut.jpg")
     first = condanon.Anonymizer(method="synthetic", seed=1, checks=condanon.Checks(attacker=None)).anonymize(image)
@@ -343,7 +344,8 @@ def test_steering_asks_for_older_prototypes_when_a_candidate_reads_young():
     assert steer.weights.identity == 16.0
 
 
-@pytest.mark.parametrize("height", [40, 400])  # under 32 px a face gets the fallback (test_fallback_faces.py)
+# under 32 px a face gets the fallback (test_fallback_faces.py)
+@pytest.mark.parametrize("height", [40, pytest.param(400, marks=pytest.mark.slow)])
 def test_small_and_large_faces_get_placed_landmarks_no_seam_and_their_colour(scenes, load, height):
     from condanon.synthesis.quality import colour_shift, landmark_error, seam_ratio
 
@@ -482,6 +484,7 @@ def test_warp_distortion_measures_stretch_and_finds_folds(bank):
     assert distortion(points, folded, triangles)[1]
 
 
+@pytest.mark.slow  # ~8 s
 def test_infants_stay_children_or_fall_back_never_become_adults(data, load):
     """SFace reads any two infants as alike, so under its fixed threshold the loop could only pass an infant by
     giving it an adult face, and kept it as "drift". With the bar of strangers of the same age an infant gets

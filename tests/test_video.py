@@ -16,6 +16,8 @@ import pytest
 from condanon.pipeline import Anonymizer
 from condanon.video import VideoAnonymizer, VideoReport
 
+pytestmark = pytest.mark.video  # every test decodes or encodes clips
+
 
 def probe(path: Path) -> dict:
     """Return what a player sees in a video file: frames decoded, fps, size, audio streams."""
@@ -53,6 +55,7 @@ def synthetic_run(videos: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 
 @pytest.mark.parametrize("name", ["single_face.mp4", "face_noface.mov", "crowd.mp4"])
+@pytest.mark.slow  # 5-65 s a clip (the crowd the longest); test_no_audio_drops_the_track stays quick
 def test_output_keeps_frame_count_fps_size_and_audio(masker: VideoAnonymizer, videos: Path, tmp_path: Path, name: str) -> None:
     out = tmp_path / name
     report = masker.run(videos / name, out)
@@ -65,6 +68,7 @@ def test_output_keeps_frame_count_fps_size_and_audio(masker: VideoAnonymizer, vi
     assert not list(tmp_path.glob(".*partial*")), "the temporary file was left behind"
 
 
+@pytest.mark.slow  # ~2 s; test_a_stopped_live_stream_leaves_a_playable_file stays quick
 def test_no_audio_drops_the_track(masker: VideoAnonymizer, videos: Path, tmp_path: Path) -> None:
     from condanon.video import EncodeOptions
 
@@ -73,6 +77,7 @@ def test_no_audio_drops_the_track(masker: VideoAnonymizer, videos: Path, tmp_pat
     assert probe(out)["audio"] == 0
 
 
+@pytest.mark.slow  # ~6 s: the synthetic method on a whole clip
 def test_synthetic_video_has_one_track_one_identity_and_changes_only_the_face(synthetic_run, videos: Path) -> None:
     out, report = synthetic_run
     assert len(report.tracks) == 1
@@ -101,6 +106,7 @@ def test_synthetic_video_has_one_track_one_identity_and_changes_only_the_face(sy
     assert max(outside) < 3, "pixels far from the face changed (more than the encoder's loss)"
 
 
+@pytest.mark.slow  # ~9 s
 def test_every_frame_with_a_face_is_covered_in_a_clip_where_the_face_leaves(masker: VideoAnonymizer, videos: Path, tmp_path: Path) -> None:
     report = masker.run(videos / "face_noface.mov", tmp_path / "out.mov")
     rows = list(csv.DictReader(report.boxes_csv().splitlines()))

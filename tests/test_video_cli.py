@@ -14,6 +14,8 @@ import pytest
 
 from condanon.cli import main
 
+pytestmark = pytest.mark.video  # every test decodes or encodes clips
+
 
 def frame_count(path: Path) -> int:
     with av.open(str(path)) as container:
@@ -38,6 +40,7 @@ def test_a_broken_video_fails_alone_and_the_batch_goes_on(data: Path, tmp_path: 
     assert not (tmp_path / "out" / "broken.mp4").exists()
 
 
+@pytest.mark.slow  # ~60 s: several clips, a killed process and a rerun
 def test_a_killed_folder_job_resumes_without_redoing_or_half_written_files(data: Path, tmp_path: Path) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()

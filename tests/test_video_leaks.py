@@ -14,6 +14,8 @@ from condanon.evaluation.video import evaluate_video
 from condanon.pipeline import Anonymizer
 from condanon.video import VideoAnonymizer
 
+pytestmark = [pytest.mark.video, pytest.mark.slow]  # 35-95 s a clip and method
+
 
 @pytest.mark.parametrize("method", ["blur", "mask", "synthetic"])
 @pytest.mark.parametrize("name, faces", [("single_face.mp4", 72), ("face_noface.mov", 60)])

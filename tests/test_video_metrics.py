@@ -20,6 +20,8 @@ from condanon.detection import DETECTORS
 from condanon.evaluation.video import VideoMetrics, evaluate_video
 from condanon.evaluation.video_frames import read_boxes, read_frames, track_schedule
 
+pytestmark = pytest.mark.video  # every test decodes or encodes clips
+
 FRAMES = 72  # single_face.mp4
 EVERY = 6
 
@@ -70,6 +72,7 @@ def timed() -> Callable[..., VideoMetrics]:
     return run
 
 
+@pytest.mark.slow  # ~4 s: leak detection on every frame
 def test_unchanged_copy_leaks_on_every_frame_with_a_face(
     video: Path, copy: Path, timed: Callable[..., VideoMetrics]
 ) -> None:
@@ -84,6 +87,7 @@ def test_unchanged_copy_leaks_on_every_frame_with_a_face(
     assert not metrics.passed
 
 
+@pytest.mark.slow  # ~4 s
 def test_blacked_out_output_leaks_nothing(
     frames: list[np.ndarray], video: Path, tmp_path: Path, timed: Callable[..., VideoMetrics]
 ) -> None:
@@ -98,6 +102,7 @@ def test_blacked_out_output_leaks_nothing(
     assert json.loads(json.dumps(metrics.to_dict()))["passed"] is True
 
 
+@pytest.mark.slow  # ~4 s
 def test_leaks_are_found_per_frame_and_missing_frames_count(
     frames: list[np.ndarray], video: Path, tmp_path: Path, timed: Callable[..., VideoMetrics]
 ) -> None:
@@ -136,6 +141,7 @@ def test_boxes_csv_is_sampled_per_track(boxes_csv: Path) -> None:
     assert len(schedule) == -(-len(boxes) // 5)
 
 
+@pytest.mark.slow  # ~3.5 s
 def test_consistency_of_an_unchanged_copy_is_near_the_original(
     video: Path, copy: Path, boxes_csv: Path, timed: Callable[..., VideoMetrics]
 ) -> None:
@@ -166,6 +172,7 @@ def crowd(data: Path) -> Path:
     return data / "video" / "crowd.mp4"
 
 
+@pytest.mark.slow  # ~17 s: the crowd clip
 def test_small_faces_do_not_leak_into_a_blacked_out_crowd(
     crowd: Path, tmp_path: Path, timed: Callable[..., VideoMetrics]
 ) -> None:
@@ -177,6 +184,7 @@ def test_small_faces_do_not_leak_into_a_blacked_out_crowd(
     assert metrics.unchecked_faces <= metrics.faces // 5
 
 
+@pytest.mark.slow  # ~12 s: the crowd clip
 def test_every_face_of_an_unchanged_crowd_leaks(crowd: Path, timed: Callable[..., VideoMetrics]) -> None:
     metrics = timed(crowd, crowd, every=50, attributes=None)
     assert metrics.frames == 3 and metrics.faces >= 20

@@ -109,6 +109,7 @@ def test_obscurers_draw_the_part_of_a_box_inside_the_image_and_ignore_one_outsid
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.video
 def test_a_face_leaving_the_frame_fast_does_not_fail_the_video(leaving_clip: tuple[Path, list[int]], tmp_path: Path, method: str) -> None:
     clip, ys = leaving_clip
     out = tmp_path / "out.mp4"
@@ -129,6 +130,7 @@ def test_a_face_leaving_the_frame_fast_does_not_fail_the_video(leaving_clip: tup
             assert index in frames_with_boxes, f"frame {index} shows the face from y={y} but has no box"
 
 
+@pytest.mark.video
 def test_boxes_predicted_off_the_frame_are_skipped_and_the_rest_drawn(monkeypatch: pytest.MonkeyPatch, leaving_clip: tuple[Path, list[int]], tmp_path: Path) -> None:
     """The tracker's placements driven off the frame (wholly and partly) on every frame: the video is written whole."""
     from condanon.video.tracking import FaceTracks
@@ -174,6 +176,7 @@ def faststart_copy(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.video
 def test_a_truncated_clip_is_written_as_far_as_it_decodes_and_reported(source: Path, tmp_path: Path) -> None:
     whole = faststart_copy(source, tmp_path / "whole.mp4")
     cut = tmp_path / "clip.mp4"
@@ -191,6 +194,7 @@ def test_a_truncated_clip_is_written_as_far_as_it_decodes_and_reported(source: P
     assert sum(len(yunet.detect(frame)) for frame in written) == 0
 
 
+@pytest.mark.video
 def test_a_clip_that_ends_short_of_its_declared_frames_is_reported_truncated(source: Path, tmp_path: Path) -> None:
     with VideoReader(source, audio=False, threaded=False) as reader:
         object.__setattr__(reader.info, "frames", 90)  # the file declares more frames than it holds
@@ -199,6 +203,7 @@ def test_a_clip_that_ends_short_of_its_declared_frames_is_reported_truncated(sou
         assert reader.errors == [f"{source}: truncated: 72 of 90 frames decoded"]
 
 
+@pytest.mark.video
 def test_a_whole_clip_reports_no_errors(source: Path, tmp_path: Path) -> None:
     with VideoReader(source, audio=False, threaded=False) as reader:
         assert sum(1 for _ in reader) == 72
@@ -225,6 +230,7 @@ class _FullDisk:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+@pytest.mark.video
 def test_a_write_failure_removes_the_partial_file_and_is_one_line(monkeypatch: pytest.MonkeyPatch, source: Path, tmp_path: Path) -> None:
     partials: list[Path] = []
 
@@ -247,6 +253,7 @@ def test_a_write_failure_removes_the_partial_file_and_is_one_line(monkeypatch: p
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="needs RLIMIT_FSIZE")
+@pytest.mark.video
 def test_a_real_write_failure_from_ffmpeg_leaves_nothing(source: Path, tmp_path: Path) -> None:
     """A real write failure inside FFmpeg: the process may write files of at most 60 kB (EFBIG), the output needs more."""
     script = f"""

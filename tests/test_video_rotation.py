@@ -28,6 +28,8 @@ from condanon.video import VideoAnonymizer
 from condanon.video.io import VideoReader
 from conftest import write_clip
 
+pytestmark = pytest.mark.video  # every test decodes or encodes clips
+
 ROTATIONS = [-90, 90, 180]
 """Display rotations (counter-clockwise, as FFmpeg reads them): -90 is a phone held upright ("rotate=90"); 90 and 180 the others."""
 
@@ -63,6 +65,7 @@ def upright_frames(original: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("rotation", ROTATIONS)
+@pytest.mark.slow  # ~2.5 s a rotation; the reader test below keeps 90 quick
 def test_test_clip_is_stored_turned_and_plays_upright(original: Path, upright_frames: list[np.ndarray], tmp_path: Path, rotation: int) -> None:
     clip = rotated_clip(original, tmp_path / "clip.mp4", rotation)
     stored, rotations = read(clip)
@@ -79,7 +82,7 @@ def test_test_clip_is_stored_turned_and_plays_upright(original: Path, upright_fr
     assert shown.shape == upright_frames[0].shape and np.abs(shown.astype(int) - upright_frames[0]).mean() < 4
 
 
-@pytest.mark.parametrize("rotation", ROTATIONS)
+@pytest.mark.parametrize("rotation", [r if r == 90 else pytest.param(r, marks=pytest.mark.slow) for r in ROTATIONS])
 def test_reader_turns_frames_upright(original: Path, upright_frames: list[np.ndarray], tmp_path: Path, rotation: int) -> None:
     clip = rotated_clip(original, tmp_path / "clip.mp4", rotation)
     with VideoReader(clip, threaded=False) as reader:
