@@ -55,13 +55,22 @@ class Failure:
         return (self.kind in KEPT_KINDS and not self.unsure) or self.kind == "fold"
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {"kind": self.kind, "detail": self.detail, "values": dict(self.values)}
+        """Return a JSON-ready dict (figures rounded to 4 digits)."""
+        return {"kind": self.kind, "detail": self.detail, "values": _plain(dict(self.values))}
 
 
-def first_kind(failures: list[Failure]) -> FailureKind | None:
-    """Return the kind of the first failure (the one a report leads with), ``None`` for none."""
-    return failures[0].kind if failures else None
+def _plain(value: Any) -> Any:
+    """Return ``value`` with plain JSON types: floats (numpy's too) rounded, containers walked."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    try:
+        return round(float(value), 4)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def uncertain_failure(doubt: str | None) -> Failure:

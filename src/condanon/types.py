@@ -267,6 +267,7 @@ class FaceReport:
             "method": self.method,
             "verdict": self.verdict,
             "reason": self.reason,
+            "failure": None if self.failure is None else self.failure.to_dict(),
             "attributes_before": self.attributes_before.to_dict() if self.attributes_before else None,
             "attributes_after": self.attributes_after.to_dict() if self.attributes_after else None,
             "identity": [c.to_dict() for c in self.identity],

@@ -128,6 +128,7 @@ class TrackReport:
             "method": self.method,
             "verdict": self.verdict,
             "reason": self.reason,
+            "failure": None if self.failure is None else self.failure.to_dict(),
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
             "frames": self.frames,
