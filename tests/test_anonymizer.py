@@ -137,6 +137,7 @@ def test_rgb_input_gives_rgb_output(anonymizer, two_people, two_people_result):
     assert np.array_equal(result.rgb, result.image)
 
 
+@pytest.mark.slow  # ~1-2 s; test_rgb_input_gives_rgb_output stays quick
 def test_rgb_array_read_as_bgr_differs(anonymizer, two_people, two_people_result):
     """The channels argument matters: the same array read as BGR is a different (blue-faced) image."""
     rgb = np.ascontiguousarray(two_people[:, :, ::-1])

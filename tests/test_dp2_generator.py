@@ -78,6 +78,7 @@ def test_truncation_clamps_t(golden, t):
         assert torch.equal(w, generator.style_net.w_avg.expand_as(w))
 
 
+@pytest.mark.slow  # ~1.5-6 s; test_forward_with_z[tiny128] stays quick
 def test_forward_with_explicit_w(golden):
     generator, cases, _ = golden
     case = cases["d_forward_w"]

@@ -32,6 +32,7 @@ def test_tiny_faces_get_the_fallback_not_a_synthetic_face(synthetic, data) -> No
     assert not np.any(result.image[:150] != canvas[:150])  # nothing else moved
 
 
+@pytest.mark.slow  # ~1.5-3 s; the tiny-face test stays quick
 def test_uncertain_faces_are_obscured_but_never_synthesised(synthetic, data) -> None:
     photo = imread(data / "scenes" / "two_people.jpg")
     faces = synthetic.find_faces(photo)

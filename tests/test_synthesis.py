@@ -509,6 +509,7 @@ def test_infants_stay_children_or_fall_back_never_become_adults(data, load):
     assert children >= 2, "the infants' faces all fell back"
 
 
+@pytest.mark.slow  # ~1.5-3 s
 def test_the_synthetic_forehead_takes_the_originals_colour_no_pale_band(bank, data, load, anonymizer):
     """The prototypes' averaged foreheads are paler than their cheeks; the lower forehead is matched to the
     original's, so no pale band shows under the original's upper forehead."""

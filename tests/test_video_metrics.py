@@ -134,6 +134,7 @@ def boxes_csv(frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory
     return path
 
 
+@pytest.mark.slow  # ~1.5-3 s: runs the anonymiser on the clip
 def test_boxes_csv_is_sampled_per_track(boxes_csv: Path) -> None:
     boxes = read_boxes(boxes_csv)
     assert len(boxes) >= FRAMES - 2 and all(len(row) == 1 for row in boxes.values())

@@ -131,6 +131,7 @@ def test_a_face_leaving_the_frame_fast_does_not_fail_the_video(leaving_clip: tup
 
 
 @pytest.mark.video
+@pytest.mark.slow  # ~1-2 s
 def test_boxes_predicted_off_the_frame_are_skipped_and_the_rest_drawn(monkeypatch: pytest.MonkeyPatch, leaving_clip: tuple[Path, list[int]], tmp_path: Path) -> None:
     """The tracker's placements driven off the frame (wholly and partly) on every frame: the video is written whole."""
     from condanon.video.tracking import FaceTracks
@@ -177,6 +178,7 @@ def faststart_copy(source: Path, target: Path) -> Path:
 
 
 @pytest.mark.video
+@pytest.mark.slow  # ~1.5-2 s
 def test_a_truncated_clip_is_written_as_far_as_it_decodes_and_reported(source: Path, tmp_path: Path) -> None:
     whole = faststart_copy(source, tmp_path / "whole.mp4")
     cut = tmp_path / "clip.mp4"
