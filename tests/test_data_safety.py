@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import refuses_writes
+from conftest import import_torch, refuses_writes
 from PIL import Image
 
 import condanon
@@ -477,7 +477,7 @@ class Inert:
 
 @pytest.mark.dp2
 def test_refused_dp2_checkpoint_aborts_with_one_line(scenes, tmp_path, capsys):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()  # a skip without torch, a failure under CI
     path = tmp_path / "mine.pt"
     torch.save({"EMA_generator": {"w": torch.zeros(1)}, "train_state": Inert()}, path)
     out = tmp_path / "out.jpg"
@@ -537,7 +537,7 @@ def test_a_video_output_keeps_the_users_partial_named_file_and_gets_a_normal_mod
 
 @pytest.mark.dp2
 def test_verified_checkpoint_is_read_without_running_its_code(dp2_dir, tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()  # a skip without torch, a failure under CI
     import dataclasses
     import hashlib
 

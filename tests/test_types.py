@@ -161,7 +161,7 @@ def test_face_report_to_dict_keys(anonymizer, scenes):
     report = result.reports[0].to_dict()
     assert set(report) == {
         "index", "box", "score", "detector", "track_id", "angle", "uncertain", "doubt", "faceness", "method", "verdict", "reason",
-        "attributes_before", "attributes_after", "identity", "attempts", "synthesis", "timings_ms",
+        "failure", "attributes_before", "attributes_after", "identity", "attempts", "synthesis", "timings_ms",
     }
     assert set(report["attributes_before"]) == {
         "age", "age_std", "sex", "sex_confidence", "emotion", "emotion_confidence", "emotion_probabilities",

@@ -294,7 +294,7 @@ def test_a_synthetic_track_that_shrinks_under_the_minimum_gets_the_fallback_on_t
 
     runner = VideoAnonymizer(Anonymizer(method="synthetic"), detector=None)
     state = _RunState(runner, 25, VideoRunReport("clip.mp4", None, {}, "synthetic"))
-    state.candidates[1] = object()  # type: ignore[assignment]  # the track has its identity
+    state.identities[1] = object()  # type: ignore[assignment]  # the track has its identity
 
     def placed(height: float) -> Placement:
         return Placement(1, Face(Box(10, 10, 10 + height, 10 + height), 0.9, landmarks68=np.zeros((68, 2), np.float32)), "detected")
