@@ -261,6 +261,7 @@ def _video_anonymizer(args: argparse.Namespace, anonymizer: Anonymizer) -> Video
         detect_every=args.detect_every,
         tiles=not args.no_tiles,
         backfill=args.backfill,
+        identities=args.identities,
         max_fps=args.max_fps,
     )
 
@@ -327,7 +328,17 @@ def _settings_digest(args: argparse.Namespace) -> str:
         options["checks"],
         options["fallback"],
     )
-    outputs = ("detect_every", "no_tiles", "backfill", "codec", "crf", "preset", "no_audio", "keep_metadata")
+    outputs = (
+        "detect_every",
+        "no_tiles",
+        "backfill",
+        "identities",
+        "codec",
+        "crf",
+        "preset",
+        "no_audio",
+        "keep_metadata",
+    )
     settings |= {k: getattr(args, k, None) for k in outputs}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -793,6 +804,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vid.add_argument(
         "--backfill", type=int, help="frames covered before a track's first detection (default 2 keyframes)"
+    )
+    vid.add_argument(
+        "--identities",
+        type=int,
+        default=3,
+        help="synthetic identities a track may try when a recogniser still matches one on its first check (default 3)",
     )
     vid.add_argument(
         "--codec", default="libx264", help="video encoder (FFmpeg name: libx264, libx265, mpeg4, libvpx-vp9)"

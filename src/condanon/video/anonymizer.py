@@ -62,6 +62,9 @@ tracks.
 """
 
 Progress = Callable[[int, int | None], None]
+RETRY_CLEAR = 1.6
+"""Before a track's next identity is checked, the drawn keyframe gets back its original pixels over the face box
+grown by this factor (a synthetic face reaches past the box), so the refused identity cannot sway the check."""
 
 
 @dataclasses.dataclass
@@ -107,6 +110,9 @@ class VideoAnonymizer:
             `WEAK_SCORE`, only continue tracks); lower than the image threshold (0.6): in video a face
             missed once is missed on many frames, and YuNet scores small or half-hidden faces 0.35-0.55.
         max_fps: for live sources, frames whose time is closer than ``1 / max_fps`` to the last kept one are dropped.
+        identities: synthetic identities a track may try before it falls back: one that a recogniser still
+            matches on a keyframe check is replaced by a new one, drawn and checked on the same keyframe
+            before any frame shows it (1: the first identity, then the fallback).
     """
 
     def __init__(
@@ -126,9 +132,13 @@ class VideoAnonymizer:
         frame_landmarks: bool = True,
         smoothing: float = 0.5,
         margin: float = 0.0,
+        identities: int = 3,
     ) -> None:
         if detect_every < 1:
             raise VideoError("detect_every must be at least 1")
+        if identities < 1:
+            raise VideoError("identities must be at least 1")
+        self.identities = identities
         self.anonymizer = anonymizer or Anonymizer()
         if self.anonymizer.method == "dp2":
             raise VideoError(
@@ -185,6 +195,7 @@ class VideoAnonymizer:
             "backfill": self.backfill,
             "max_gap": self.max_gap,
             "recheck_every": self.recheck_every,
+            "identities": self.identities,
             "verify": a.verify,
             "fallback": a.fallback.name,
         }
@@ -309,6 +320,8 @@ class _RunState:
         self.failed: dict[int, Failure] = {}
         self.last_reading: dict[int, int] = {}
         self.last_check: dict[int, int] = {}
+        self.tried: dict[int, int] = {}
+        """Per track: how many synthetic identities have been drawn for it."""
         self.blackout: set[int] = set()
         self.smoothed: dict[int, tuple[int, np.ndarray]] = {}
         """Per track: the last frame rendered and its smoothed landmarks, in box units about the box centre."""
@@ -408,7 +421,9 @@ class _RunState:
         if face.landmarks68 is None:
             return  # try again on the next keyframe (bridged frames get the fallback meanwhile)
         target = dataclasses.replace(face, attributes=aggregate(track.readings) or face.attributes)
-        rng = np.random.default_rng([self.a.seed, _track_key(track_id)])
+        attempt = self.tried.get(track_id, 0)
+        self.tried[track_id] = attempt + 1
+        rng = np.random.default_rng([self.a.seed, _track_key(track_id), *([attempt] if attempt else [])])
         assert self.a.synthesizer is not None
         try:
             outcome = self.a.synthesizer.synthesize(image, image.copy(), target, rng)
@@ -417,7 +432,7 @@ class _RunState:
         except Exception as error:
             self._fail(track_id, Failure("error", f"synthetic failed: {error}", {"error": type(error).__name__}))
             return
-        track.synthesis = outcome.to_dict() | {"chosen_on_frame": index}
+        track.synthesis = outcome.to_dict() | {"chosen_on_frame": index, "identities_tried": attempt + 1}
         face.embeddings.update(target.embeddings)
         if outcome.passed and outcome.identity is not None:
             self.identities[track_id] = outcome.identity
@@ -565,6 +580,47 @@ class _RunState:
         for placement in due:
             if placement.track not in self.failed:
                 self._verify(image, drawn, placement, index)
+        for placement in due:
+            self._another_identity(image, drawn, placement, index)
+
+    def _another_identity(self, image: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> None:
+        """Give a track whose identity a recogniser matched new identities on this keyframe, while any are left.
+
+        Each new identity is drawn and checked on this keyframe before any frame shows it. On the track's
+        first check no frame has been written yet, so the new identity is the only one its frames show; on a
+        later recheck, the frames not yet written (the look-ahead buffer on) show the new one, as they would
+        have shown the fallback. Only when every identity is refused does the track fall back.
+        """
+        track_id = placement.track
+        while self._may_try_again(track_id):
+            del self.failed[track_id]
+            self.identities.pop(track_id, None)
+            self.last_check.pop(track_id, None)  # the new identity's check is a first check (the attacker too)
+            track = self.report.track(track_id, self.a.method)
+            track.verdict, track.reason, track.failure, track.method = "anonymized", None, None, self.a.method
+            self._choose(image, placement.face, index)
+            if track_id in self.failed or track_id not in self.identities:
+                return
+            x1, y1, x2, y2 = placement.face.box.scaled(RETRY_CLEAR).clipped(image.shape[1], image.shape[0]).to_int()
+            drawn[y1:y2, x1:x2] = image[y1:y2, x1:x2]  # the refused identity's pixels go
+            try:
+                self._render(drawn, placement, placement.face.landmarks68)
+            except Exception as error:
+                self._fail(
+                    track_id, Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index})
+                )
+                return
+            self._verify(image, drawn, placement, index)
+
+    def _may_try_again(self, track_id: int) -> bool:
+        """Return whether a recogniser matched the track's identity on this keyframe and another may be drawn."""
+        failure = self.failed.get(track_id)
+        return (
+            failure is not None
+            and failure.kind == "identity"
+            and "embedder" in failure.values  # refused by a check of the drawn track, not by the synthesis loop
+            and self.tried.get(track_id, 0) < self.owner.identities
+        )
 
     def _verify(self, original: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> None:
         """Compare one drawn track with the original; a match sends the track to the fallback."""
@@ -598,7 +654,7 @@ class _RunState:
                 if c.matched is None
                 else f"matched ({c.metric} {c.value:.3f}, bar {c.threshold:.3f} with margin {self.owner.margin})"
             )
-            values = {"frame": index, "embedder": c.embedder, "value": c.value, "bar": c.threshold}
+            values = {"frame": index, "embedder": c.embedder, "value": c.value, "bar": c.threshold, "first": first}
             self._fail(
                 placement.track,
                 Failure(
