@@ -30,8 +30,6 @@ class MethodOptions:
     """Base of every method's options; ``name`` is the method's registered name."""
 
     name: ClassVar[str] = ""
-    synthesizes: ClassVar[bool] = False
-    """Whether the method draws a new face (checked by the synthesis loop) rather than obscuring one."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the options as plain JSON types, with the method's name."""
@@ -80,7 +78,6 @@ class SynthesisOptions(MethodOptions):
     back instead of keeping the closest safe one (docs/synthesis.md).
     """
 
-    synthesizes: ClassVar[bool] = True
     candidates: int = 6
     margin: float = 0.02
     strict: bool = False

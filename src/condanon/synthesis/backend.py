@@ -216,8 +216,7 @@ class CheckedSynthesizer:
         self, embedder: Embedder, checks: LoopChecks | None = None, detect: Any | None = None, final: Any | None = None
     ) -> None:
         checks = checks or LoopChecks()
-        preserve, candidates, margin, age_tolerance, estimators, strict = dataclasses.astuple(checks)
-        if candidates < 1:
+        if checks.candidates < 1:
             raise ValueError("candidates must be at least 1")
         if not ranks_by_similarity(embedder):  # candidates are ranked by how little they resemble the original
             raise ValueError(
@@ -226,15 +225,15 @@ class CheckedSynthesizer:
                 "(dlib stays the held-out attacker)"
             )
         self.embedder = embedder
-        self.preserve = preserve
-        self.candidates = candidates
-        self.margin = margin
-        self.age_tolerance = age_tolerance
+        self.preserve = checks.preserve
+        self.candidates = checks.candidates
+        self.margin = checks.margin
+        self.age_tolerance = checks.age_tolerance
         self.detector = detect
-        self._estimator_names = estimators
+        self._estimator_names = checks.estimators
         self._estimator: CombinedEstimator | None = None
         self.final = final
-        self.strict = strict
+        self.strict = checks.strict
 
     def synthesize(self, original: np.ndarray, output: np.ndarray, face: Face, rng: np.random.Generator) -> Synthesis:
         """Replace ``face`` in ``output`` (in place) by a candidate that passes; say what happened.

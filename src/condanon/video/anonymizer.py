@@ -556,8 +556,9 @@ class _RunState:
 
         Each due track's method is drawn on a copy of the keyframe and compared with the original: a
         track the in-loop embedder (or, on its first check with ``attacker_checks``, the held-out one)
-        still matches within ``margin`` falls back for the whole video from here, including the
-        buffered frames before this keyframe (its first check comes before its first frame is written).
+        still matches within ``margin`` draws another identity (`_another_identity`); when none is left it
+        falls back for the whole video from here, including the buffered frames before this keyframe (its
+        first check comes before its first frame is written).
         """
         due = [
             Placement(_tracked(f), f, "detected")
@@ -570,18 +571,20 @@ class _RunState:
             return
         drawn = image.copy()
         for placement in due:
-            try:
-                self._render(drawn, placement, placement.face.landmarks68)
-            except Exception as error:
-                self._fail(
-                    placement.track,
-                    Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index}),
-                )
-        for placement in due:
-            if placement.track not in self.failed:
-                self._verify(image, drawn, placement, index)
-        for placement in due:
+            self._draw(drawn, placement, index)
+        refused = [p for p in due if p.track not in self.failed and _refused(self._verify(image, drawn, p, index))]
+        for placement in refused:
             self._another_identity(image, drawn, placement, index)
+
+    def _draw(self, drawn: np.ndarray, placement: Placement, index: int) -> bool:
+        """Draw the track's method into the keyframe copy ``drawn``; on an error the track falls back (``False``)."""
+        try:
+            self._render(drawn, placement, placement.face.landmarks68)
+        except Exception as error:
+            failure = Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index})
+            self._fail(placement.track, failure)
+            return False
+        return True
 
     def _another_identity(self, image: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> None:
         """Give a track whose identity a recogniser matched new identities on this keyframe, while any are left.
@@ -592,7 +595,7 @@ class _RunState:
         have shown the fallback. Only when every identity is refused does the track fall back.
         """
         track_id = placement.track
-        while self._may_try_again(track_id):
+        while self.tried.get(track_id, 0) < self.owner.identities:
             del self.failed[track_id]
             self.identities.pop(track_id, None)
             self.last_check.pop(track_id, None)  # the new identity's check is a first check (the attacker too)
@@ -603,27 +606,11 @@ class _RunState:
                 return
             x1, y1, x2, y2 = placement.face.box.scaled(RETRY_CLEAR).clipped(image.shape[1], image.shape[0]).to_int()
             drawn[y1:y2, x1:x2] = image[y1:y2, x1:x2]  # the refused identity's pixels go
-            try:
-                self._render(drawn, placement, placement.face.landmarks68)
-            except Exception as error:
-                self._fail(
-                    track_id, Failure("error", f"{self.a.method} failed on frame {index}: {error}", {"frame": index})
-                )
+            if not self._draw(drawn, placement, index) or not _refused(self._verify(image, drawn, placement, index)):
                 return
-            self._verify(image, drawn, placement, index)
 
-    def _may_try_again(self, track_id: int) -> bool:
-        """Return whether a recogniser matched the track's identity on this keyframe and another may be drawn."""
-        failure = self.failed.get(track_id)
-        return (
-            failure is not None
-            and failure.kind == "identity"
-            and "embedder" in failure.values  # refused by a check of the drawn track, not by the synthesis loop
-            and self.tried.get(track_id, 0) < self.owner.identities
-        )
-
-    def _verify(self, original: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> None:
-        """Compare one drawn track with the original; a match sends the track to the fallback."""
+    def _verify(self, original: np.ndarray, drawn: np.ndarray, placement: Placement, index: int) -> Failure | None:
+        """Compare one drawn track with the original; a match sends the track to the fallback. Return why it failed."""
         first = placement.track not in self.last_check
         self.last_check[placement.track] = index
         track = self.report.track(placement.track, self.a.method)
@@ -663,10 +650,16 @@ class _RunState:
                     values,
                 ),
             )
-            return
+            return self.failed[placement.track]
         readings = self.owner.read(drawn, [after_face])
         if readings[0] is not None:
             track.readings_after.append(readings[0])
+        return None
+
+
+def _refused(failure: Failure | None) -> bool:
+    """Return whether a track's check failed because a recogniser still matched its identity (another may be drawn)."""
+    return failure is not None and failure.kind == "identity"
 
 
 def _overlapped(faces: list[Face]) -> set[int]:
