@@ -52,7 +52,8 @@ def _scene_digests(scenes: Path) -> dict[str, str]:
         for path in sorted(scenes.glob("*.jpg")):
             result = anonymizer.anonymize(str(path))
             digests[f"{method}/{path.name}/pixels"] = _pixels(result.image)
-            digests[f"{method}/{path.name}/report"] = _digest_report(result.to_dict())
+            report = {**result.to_dict(), "source": path.name}  # the checkout's location is not an output
+            digests[f"{method}/{path.name}/report"] = _digest_report(report)
     return digests
 
 
