@@ -74,3 +74,20 @@ def test_weak_detections_only_continue_tracks() -> None:
     tracks.update(2, [face(301, 100, score=0.9)])
     kept = tracks.update(3, [face(302, 100, score=0.4)])  # ByteTrack's second pass keeps a weak match
     assert [f.track_id for f in kept] == [1]
+
+
+def test_someone_coming_in_where_a_face_walked_out_gets_a_track_of_their_own() -> None:
+    def walk(tracks: FaceTracks) -> tuple[Face, Face]:
+        leaving = None
+        for frame in range(0, 12, 2):  # walks right, 20 px a frame, out over the right edge of a 1280 px frame
+            leaving = face(1100 + 20 * frame, 300, 100)
+            tracks.update(frame, [leaving])
+        coming = face(1190, 310, 100)  # 6 frames later, someone comes in right there
+        tracks.update(18, [coming])
+        assert leaving is not None
+        return leaving, coming
+
+    leaving, coming = walk(FaceTracks(fps=25, detect_every=2, frame=(1280, 720)))
+    assert coming.track_id != leaving.track_id
+    leaving, coming = walk(FaceTracks(fps=25, detect_every=2))  # without the frame's size: taken for the same face
+    assert coming.track_id == leaving.track_id

@@ -263,7 +263,22 @@ def _video_anonymizer(args: argparse.Namespace, anonymizer: Anonymizer) -> Video
         backfill=args.backfill,
         identities=args.identities,
         max_fps=args.max_fps,
+        attribute_every=_attribute_every(args),
+        reconnect=args.reconnect,
+        reconnect_wait=args.reconnect_wait,
+        segment=args.segment,
     )
+
+
+def _attribute_every(args: argparse.Namespace) -> int:
+    """Return the frames between attribute readings: as asked, else more often when analytics are written."""
+    from .analytics import ATTRIBUTE_EVERY
+
+    if args.attribute_every is not None:
+        if args.attribute_every < 1:
+            raise CondanonError("--attribute-every must be at least 1")
+        return int(args.attribute_every)
+    return ATTRIBUTE_EVERY if args.analytics else 50
 
 
 def _encode_options(args: argparse.Namespace) -> EncodeOptions:
@@ -289,10 +304,15 @@ def _frame_progress(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
 
 
 def _run_video(
-    args: argparse.Namespace, videos: VideoAnonymizer, source: str, target: Path | None, partial: Path | None = None
+    args: argparse.Namespace,
+    videos: VideoAnonymizer,
+    source: str,
+    target: Path | None,
+    partial: Path | None = None,
+    analytics: Path | None = None,
 ) -> dict[str, Any]:
-    """Anonymise one video or stream into ``target``; write its track report and box CSV beside it;
-    return the report.
+    """Anonymise one video or stream into ``target``; write its track report and box CSV beside it, and the passenger
+    analytics into ``analytics`` when given; return the report.
     """
     progress, bar = _frame_progress(args, show_path(Path(source).name))
     try:
@@ -302,6 +322,10 @@ def _run_video(
             bar.close()
     if target is not None:
         report.write_beside(target)
+    if analytics is not None:
+        from .cli_analytics import write_report_analytics
+
+        write_report_analytics(args, report, analytics)
     log.info(
         "%s -> %s (%d frames, %d tracks, %.1f fps)",
         source,
@@ -311,6 +335,35 @@ def _run_video(
         report.fps,
     )
     return report.to_dict()
+
+
+EXIT_UNREACHABLE = 3
+"""Exit status: a live source could not be reached, after every retry."""
+EXIT_LOST = 4
+"""Exit status: a live source dropped and no reconnection brought it back (what was read is written)."""
+
+
+def _check_analytics(args: argparse.Namespace) -> None:
+    """Refuse bad counting options, and an ``--analytics`` folder that cannot be written, before any work."""
+    if not args.analytics:
+        if args.line or args.roi or args.parquet:
+            raise CondanonError("--line, --roi and --parquet need --analytics DIR")
+        return
+    from .cli_analytics import counting
+
+    counting(args)
+    if Path(args.analytics).exists() and not Path(args.analytics).is_dir():
+        raise CondanonError(f"--analytics {show_path(args.analytics)}: an existing file, not a folder")
+    check_writable(args.analytics, f"--analytics {show_path(args.analytics)}")
+
+
+def _analytics_folder(args: argparse.Namespace, source: str, several: bool) -> Path | None:
+    """Return where ``--analytics`` puts one video's outputs (``None`` without it)."""
+    if not args.analytics:
+        return None
+    from .cli_analytics import analytics_folder
+
+    return analytics_folder(Path(args.analytics), source, several)
 
 
 def _settings_digest(args: argparse.Namespace) -> str:
@@ -333,13 +386,15 @@ def _settings_digest(args: argparse.Namespace) -> str:
         "no_tiles",
         "backfill",
         "identities",
+        "segment",
+        "attribute_every",
         "codec",
         "crf",
         "preset",
         "no_audio",
         "keep_metadata",
     )
-    settings |= {k: getattr(args, k, None) for k in outputs}
+    settings |= {k: getattr(args, k, None) for k in outputs} | {"attribute_every": _attribute_every(args)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -376,6 +431,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if len(args.inputs) == 1 and is_stream(args.inputs[0]):
         _check_report(args.report)
+        _check_analytics(args)
+        if args.segment is not None and (args.segment <= 0 or args.output == "none"):
+            raise CondanonError("--segment needs an output file and more than 0 seconds")
         target = None if args.output == "none" else out
         if target is not None:
             if target.is_dir():
@@ -386,11 +444,18 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         if target is not None:
             remove_stale_temps(target.parent, target.stem)
             partial = partial_video_path(target)
-        data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target, partial)
+        analytics = _analytics_folder(args, args.inputs[0], several=False)
+        from .video.stream import StreamError
+
+        try:
+            data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target, partial, analytics)
+        except StreamError as unreachable:
+            _error(str(unreachable))
+            return EXIT_UNREACHABLE
         errors = _video_errors(data)
         for error in errors:
             _error(error)
-        status = 1 if errors else 0
+        status = EXIT_LOST if data.get("lost") else (1 if errors else 0)
         if args.report:
             status = max(status, _write_report(args.report, data))
         if not args.quiet:
@@ -403,6 +468,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
             raise CondanonError(
                 f"-o {show_path(out)}: is the input folder itself; give another folder (it may lie inside)"
             )
+    if args.segment is not None:
+        raise CondanonError("--segment is for one stream input (rtsp://..., camera:0); files are written whole")
     walk_errors: list[str] = []
     inputs = list_media(args.inputs, exclude=[out], errors=walk_errors)
     if not inputs and not walk_errors:
@@ -419,8 +486,10 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
             )
         )
     _check_report(args.report)
+    _check_analytics(args)
     check_writable(out.parent if single else out, f"output {show_path(out)}")
     plan = _plan(inputs, out, single)
+    videos_in_plan = sum(1 for path, _, _ in plan if is_video(path))
     anonymizer = _anonymizer(args)
     videos = None
     job = None
@@ -468,7 +537,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                     else:
                         remove_stale_temps(target.parent, target.stem)
                         partial = partial_video_path(target)
-                    report = _run_video(args, videos, str(path), target, partial)
+                    analytics = _analytics_folder(args, str(path), several=videos_in_plan > 1)
+                    report = _run_video(args, videos, str(path), target, partial, analytics)
                     errors = _video_errors(report)
                     if errors:  # the output is written and kept; the input still failed
                         report["output"] = str(target)
@@ -727,7 +797,8 @@ outputs: -o DIR/<relative name>; a suffix condanon does not write gets .png adde
   devices) are skipped; a FIFO named directly is refused.
 exit status: 0 all inputs done; 1 some input failed (one line each, the rest written) or the report
   could not be written; 2 usage or configuration error (unwritable -o or --report, -o an existing
-  file for several inputs, a broken model file)."""
+  file for several inputs, a broken model file); 3 a stream could not be reached (after --reconnect
+  tries); 4 a stream dropped and did not come back (the output up to there is kept and finalised)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -818,6 +889,12 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--preset", default="veryfast", help="x264/x265 speed preset")
     vid.add_argument("--no-audio", action="store_true", help="drop the audio track (copied by default)")
     vid.add_argument("--max-fps", type=float, help="live streams: drop frames to keep at most this rate")
+    from .cli_analytics import add_analytics_options, add_parser, add_segment_option, add_stream_options
+
+    add_stream_options(vid)
+    add_segment_option(vid)
+
+    add_analytics_options(anon.add_argument_group("passenger analytics (videos and streams)"), with_out=False)
     anon.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     anon.set_defaults(func=cmd_anonymize)
 
@@ -867,6 +944,8 @@ def build_parser() -> argparse.ArgumentParser:
     she.add_argument("--max-side", type=int, default=1600, help="longer side of each sheet at most (px)")
     she.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     she.set_defaults(func=cmd_sheet)
+
+    add_parser(sub)
 
     mod = sub.add_parser("models", help="list the models, their licenses, and check each file")
     mod.add_argument("--json", action="store_true")

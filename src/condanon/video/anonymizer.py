@@ -45,8 +45,11 @@ from ..identity import embed_original, judge, unjudged
 from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
 from ..synthesis.backend import SynthesisIdentity
 from ..types import Face
+from .camera import CameraMotion
 from .io import EncodeOptions, VideoFrame, VideoReader, VideoWriter
-from .report import VideoReport, aggregate
+from .report import Reading, Sighting, VideoReport, aggregate
+from .segments import SegmentedWriter
+from .stream import Reconnecting, open_source
 from .tracking import FaceTracks, Placement
 
 log = logging.getLogger(__name__)
@@ -75,10 +78,15 @@ class VideoRunReport(VideoReport):
     """
 
     errors: list[str] = dataclasses.field(default_factory=list)
+    lost: bool = False
+    """A live source dropped and no reconnection brought it back: the run ended with what it had read."""
+    segments: list[str] = dataclasses.field(default_factory=list)
+    """With ``segment``: the finished segment files, in order."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (`VideoReport.to_dict` plus ``errors``)."""
-        return super().to_dict() | {"errors": list(self.errors)}
+        """Return a JSON-ready dict: `VideoReport.to_dict` plus ``errors``, ``lost`` and ``segments`` (when any)."""
+        extra = {"segments": list(self.segments)} if self.segments else {}
+        return super().to_dict() | {"errors": list(self.errors), "lost": self.lost} | extra
 
 
 class VideoAnonymizer:
@@ -113,6 +121,10 @@ class VideoAnonymizer:
         identities: synthetic identities a track may try before it falls back: one that a recogniser still
             matches on a keyframe check is replaced by a new one, drawn and checked on the same keyframe
             before any frame shows it (1: the first identity, then the fallback).
+        reconnect: live sources: times in a row a dropped or unreachable stream is opened again, after
+            ``reconnect_wait`` seconds, then twice as long each time (at most 30 s; `condanon.video.stream`).
+        segment: write the output as one finished file per this many seconds (``live.0000.mp4``, ...;
+            `condanon.video.segments`); ``None``: one file.
     """
 
     def __init__(
@@ -133,12 +145,20 @@ class VideoAnonymizer:
         smoothing: float = 0.5,
         margin: float = 0.0,
         identities: int = 3,
+        reconnect: int = 5,
+        reconnect_wait: float = 1.0,
+        segment: float | None = None,
     ) -> None:
         if detect_every < 1:
             raise VideoError("detect_every must be at least 1")
         if identities < 1:
             raise VideoError("identities must be at least 1")
         self.identities = identities
+        self.reconnect = reconnect
+        self.reconnect_wait = reconnect_wait
+        if segment is not None and segment <= 0:
+            raise VideoError("segment must be more than 0 seconds")
+        self.segment = segment
         self.anonymizer = anonymizer or Anonymizer()
         if self.anonymizer.method == "dp2":
             raise VideoError(
@@ -220,19 +240,22 @@ class VideoAnonymizer:
         as it decoded, every frame anonymised, and the report's ``errors`` says so.
         """
         start = time.perf_counter()
-        reader = VideoReader(source, audio=encode.audio)
+        reader = open_source(str(source), encode.audio, self.reconnect, self.reconnect_wait, self.stop)
         info = reader.info
-        writer = None
+        writer: VideoWriter | SegmentedWriter | None = None
         report = VideoRunReport(
             str(source), None if output is None else str(output), info.to_dict(), self.method, settings=self.settings()
         )
         complete = False
         restore = self._catch_interrupt() if info.live else None
         try:
-            if output is not None:
+            if output is not None and self.segment is not None:
+                writer = SegmentedWriter(output, info, encode, self.segment)
+                report.audio = "none"
+            elif output is not None:
                 writer = VideoWriter(output, info, encode, reader.audio_stream, partial)
                 report.audio = "copied" if writer.audio_out is not None else (writer.audio_note or "none")
-            state = _RunState(self, info.fps, report)
+            state = _RunState(self, info.fps, report, (info.width, info.height))
             for frame in self._frames(reader, report):
                 if writer is not None:
                     writer.mux_audio(reader.take_audio())
@@ -246,6 +269,7 @@ class VideoAnonymizer:
                 writer.mux_audio(reader.take_audio())
             complete = True
             report.errors.extend(reader.errors)
+            report.lost = bool(getattr(reader, "lost", False))
         except KeyboardInterrupt:
             report.interrupted = True
             raise
@@ -256,6 +280,8 @@ class VideoAnonymizer:
             if writer is not None:
                 # a live recording is kept however it ended (it is playable up to there); a file job only when complete
                 writer.close(complete=complete or (info.live and writer.frames > 0))
+                if isinstance(writer, SegmentedWriter):
+                    report.segments = [str(path) for path in writer.paths]
             report.seconds = time.perf_counter() - start
             report.interrupted = report.interrupted or (info.live and self.stop.is_set())
         return report
@@ -276,7 +302,7 @@ class VideoAnonymizer:
         signal.signal(signal.SIGINT, handler)
         return lambda: signal.signal(signal.SIGINT, previous)
 
-    def _frames(self, reader: VideoReader, report: VideoReport) -> Iterator[VideoFrame]:
+    def _frames(self, reader: VideoReader | Reconnecting, report: VideoReport) -> Iterator[VideoFrame]:
         """Yield the frames to process; with ``max_fps`` on a live source, drop those that come too soon."""
         last: float | None = None
         index = 0
@@ -293,7 +319,11 @@ class VideoAnonymizer:
             yield frame
 
     def _emit(
-        self, done: tuple[VideoFrame, np.ndarray], writer: VideoWriter | None, sink: Any, report: VideoRunReport
+        self,
+        done: tuple[VideoFrame, np.ndarray],
+        writer: VideoWriter | SegmentedWriter | None,
+        sink: Any,
+        report: VideoRunReport,
     ) -> None:
         frame, image = done
         if writer is not None:
@@ -306,15 +336,18 @@ class VideoAnonymizer:
 class _RunState:
     """The per-run state: look-ahead buffer, tracks, and what each track has been given."""
 
-    def __init__(self, owner: VideoAnonymizer, fps: Any, report: VideoReport) -> None:
+    def __init__(
+        self, owner: VideoAnonymizer, fps: Any, report: VideoReport, frame: tuple[int, int] | None = None
+    ) -> None:
         self.owner = owner
         self.a = owner.anonymizer
         self.report = report
         self.tracks = FaceTracks(
-            float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=owner.min_score
+            float(fps), owner.detect_every, owner.max_gap, owner.backfill, min_score=owner.min_score, frame=frame
         )
         self.buffer: deque[VideoFrame] = deque()
         self.keyframe = -1
+        self.camera = CameraMotion()
         self.identities: dict[int, SynthesisIdentity] = {}
         """Per track: its synthetic identity (the synthesis backend renders it on every frame)."""
         self.failed: dict[int, Failure] = {}
@@ -357,8 +390,15 @@ class _RunState:
             self.blackout.add(frame.index)
         faces = self.tracks.update(frame.index, faces)
         self.keyframe = frame.index
+        camera = self.camera.update(image, [f.box for f in faces])
         if not faces:
             return
+        camera = (round(camera[0], 1), round(camera[1], 1))
+        for face in faces:
+            x1, y1, x2, y2 = face.box.to_list()
+            score = round(float(face.score), 4)
+            sighting = Sighting(frame.index, round(frame.time, 4), frame.wall, (x1, y1, x2, y2), score, camera)
+            self.report.track(_tracked(face), self.a.method).sightings.append(sighting)
         self._read_faceness(image, faces)
         if self.need_landmarks:
             try:
@@ -372,7 +412,10 @@ class _RunState:
             face.attributes = attributes
             self.last_reading[_tracked(face)] = frame.index
             if attributes is not None:
-                self.report.track(_tracked(face), self.a.method).readings.append(attributes)
+                reading = Reading(
+                    frame.index, round(frame.time, 4), frame.wall, round(float(face.score), 4), attributes
+                )
+                self.report.track(_tracked(face), self.a.method).timeline.append(reading)
         crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         if self.a.synthesizer is not None:
             for face in faces:

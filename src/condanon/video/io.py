@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -97,6 +98,8 @@ class VideoFrame:
     image: np.ndarray
     pts: int
     time: float
+    wall: float | None = None
+    """Wall-clock time (Unix seconds) at which a live source's frame was decoded; ``None`` for files."""
 
 
 def display_rotation(source: str) -> int:
@@ -227,7 +230,8 @@ class VideoReader:
                 pts = last_pts + 1
             last_pts = pts
             image = upright(frame.to_ndarray(format="bgr24"), self.info.rotation)
-            return VideoFrame(index, image, int(pts), float(pts * self.info.time_base))
+            wall = time.time() if self.live else None
+            return VideoFrame(index, image, int(pts), float(pts * self.info.time_base), wall)
 
         try:
             for packet in self.container.demux(*streams):

@@ -52,6 +52,46 @@ def aggregate(readings: list[Attributes]) -> Attributes | None:
     )
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """One keyframe detection of a track: where, when and how strongly it was found."""
+
+    frame: int
+    time: float
+    """Seconds from the start of the input (its presentation time)."""
+    wall: float | None
+    """Wall-clock time (Unix seconds) the frame was read, for live sources; ``None`` for files."""
+    box: tuple[float, float, float, float]
+    """x1, y1, x2, y2 in pixels of the upright frame."""
+    score: float
+    camera: tuple[float, float] = (0.0, 0.0)
+    """The camera's offset on this frame (`condanon.video.camera.CameraMotion`): the background's shift since the
+    first keyframe, in pixels."""
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """Return the box centre."""
+        x1, y1, x2, y2 = self.box
+        return (x1 + x2) / 2.0, (y1 + y2) / 2.0
+
+    @property
+    def height(self) -> float:
+        """Return the box height."""
+        return self.box[3] - self.box[1]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One attribute reading of a track on a keyframe."""
+
+    frame: int
+    time: float
+    wall: float | None
+    score: float
+    """The detection score of the face read."""
+    attributes: Attributes
+
+
 @dataclass
 class TrackReport:
     """What happened to one tracked person over the video."""
@@ -68,7 +108,10 @@ class TrackReport:
     sources: Counter[str] = field(default_factory=Counter)
     fallback_frames: int = 0
     """Frames where this track was covered by the fallback (bridged frames of the synthetic method, failures)."""
-    readings: list[Attributes] = field(default_factory=list, repr=False)
+    timeline: list[Reading] = field(default_factory=list, repr=False)
+    """The attribute readings of the original face, in frame order."""
+    sightings: list[Sighting] = field(default_factory=list, repr=False)
+    """The keyframe detections of the track, in frame order."""
     readings_after: list[Attributes] = field(default_factory=list, repr=False)
     checks: list[list[IdentityCheck]] = field(default_factory=list, repr=False)
     synthesis: dict[str, Any] | None = None
@@ -76,6 +119,21 @@ class TrackReport:
     """The best faceness any keyframe read for this track (`condanon.faceness`); ``None`` when not checked."""
     doubt: str | None = None
     """Why the track is ``uncertain``: no keyframe read it as a real face (``None`` once one did)."""
+
+    @property
+    def readings(self) -> list[Attributes]:
+        """Return the attributes of the original face read on keyframes, in frame order."""
+        return [reading.attributes for reading in self.timeline]
+
+    @property
+    def score(self) -> float | None:
+        """Return the best detection score of the track (``None`` when it was never detected)."""
+        return max((s.score for s in self.sightings), default=None)
+
+    @property
+    def height(self) -> float | None:
+        """Return the median height of the track's detected face box in pixels."""
+        return float(np.median([s.height for s in self.sightings])) if self.sightings else None
 
     @property
     def uncertain(self) -> bool:
@@ -139,7 +197,10 @@ class TrackReport:
             "faceness": None if self.faceness is None else round(self.faceness, 4),
             "attributes_before": before.to_dict() if before else None,
             "attributes_after": after.to_dict() if after else None,
-            "readings": len(self.readings),
+            "readings": len(self.timeline),
+            "detections": len(self.sightings),
+            "score": None if self.score is None else round(self.score, 4),
+            "height": None if self.height is None else round(self.height, 1),
             "identity": self.identity(),
             "synthesis": self.synthesis,
         }

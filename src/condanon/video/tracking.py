@@ -32,6 +32,8 @@ from .bytetrack import ByteTracker
 STITCH_SPEED = 0.4
 """How far (face heights per frame) a face may move between keyframes and still continue its track."""
 STITCH_MAX = 3.0
+EDGE = 0.3
+"""A face box within this many of its heights of the frame's edge is at the edge (`FaceTracks._walked_out`)."""
 
 Source = Literal["detected", "interpolated", "backfilled", "predicted"]
 
@@ -129,7 +131,10 @@ class FaceTracks:
         grow: float = 0.1,
         bridge_grow: float = 0.3,
         min_score: float = 0.6,
+        frame: tuple[int, int] | None = None,
     ) -> None:
+        self.frame = frame
+        """The frame's width and height: a track that walked out over its edge is not continued by a newcomer there."""
         self._tracker = ByteTracker(
             activation_threshold=min_score - 0.1,
             lost_buffer=30,  # one second, whatever the keyframe rate
@@ -195,7 +200,7 @@ class FaceTracks:
                     continue
                 last = track.observations[track.last]
                 ratio = size / max(last.box.height, 1.0)
-                if not 0.6 <= ratio <= 1.6:
+                if not 0.6 <= ratio <= 1.6 or self._walked_out(track):
                     continue
                 lx, ly = last.box.center
                 distance = float(np.hypot(cx - lx, cy - ly)) / max(size, last.box.height)
@@ -211,6 +216,26 @@ class FaceTracks:
                 out[i] = self._next_id
                 self._next_id += 1
         return out
+
+    def _walked_out(self, track: Track) -> bool:
+        """Return whether ``track`` was last seen at the frame's edge moving towards it (it left the view).
+
+        A face that comes in at that edge moments later is someone else (at a door, people go out and
+        come in at the same place), not this track found again.
+        """
+        if self.frame is None or len(track.observations) < 2:
+            return False
+        frames = sorted(track.observations)
+        a, b = track.observations[frames[-2]].box, track.observations[frames[-1]].box
+        (ax, ay), (bx, by) = a.center, b.center
+        margin = EDGE * b.height
+        width, height = self.frame
+        return (
+            (b.x1 < margin and bx < ax)
+            or (b.x2 > width - margin and bx > ax)
+            or (b.y1 < margin and by < ay)
+            or (b.y2 > height - margin and by > ay)
+        )
 
     def at(self, frame: int) -> list[Placement]:
         """Return where every track is on ``frame`` (needs keyframes up to ``frame + lookahead``, or the end)."""
