@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,7 +22,7 @@ torch = import_torch()
 
 from condanon.cli import main  # noqa: E402
 from condanon.dp2.synthesizer import DP2Synthesizer, FaceRegion  # noqa: E402
-from condanon.errors import ModelError, VideoError  # noqa: E402
+from condanon.errors import ModelError  # noqa: E402
 from condanon.types import Box  # noqa: E402
 
 pytestmark = pytest.mark.dp2
@@ -160,11 +161,51 @@ def test_cli_dp2_with_a_checkpoint_file(tmp_path, tiny, scenes):
     assert len(faces) == 1 and faces[0]["method"] in ("dp2", "mask") and faces[0]["synthesis"]["attempts"] <= 2
 
 
-def test_video_refuses_dp2(tiny):
+@pytest.mark.slow  # ~20 s
+@pytest.mark.video
+def test_dp2_on_video_renders_one_latent_per_track_on_every_frame(tiny, data, monkeypatch):
+    from condanon.dp2.synthesizer import DP2Identity, Latent
+    from condanon.synthesis.backend import Synthesis
     from condanon.video import VideoAnonymizer
+    from condanon.video.io import VideoReader
 
-    with pytest.raises(VideoError, match="dp2 method is for photos"):
-        VideoAnonymizer(condanon.Anonymizer(method=condanon.DP2Options(weights=str(tiny["tiny256"]))))
+    clip = data / "video" / "single_face.mp4"
+    with VideoReader(clip) as reader:
+        originals = [frame.image for frame in reader]
+
+    def run(force: bool) -> tuple[list[np.ndarray], Any]:
+        options = condanon.DP2Options(weights=str(tiny["tiny256"]), candidates=2)
+        checks = condanon.Checks(verify=not force)
+        anonymizer = condanon.Anonymizer(method=options, seed=5, preserve=("emotion",), checks=checks)
+        synthesizer = anonymizer.synthesizer
+        if force:  # a noise face fails the still-a-face check: keep latent 7 as if it had passed, to see it drawn
+            w = synthesizer.latent_w(synthesizer.generator, [Latent(7, 0.5)])
+            kept = Synthesis(passed=True, attempts=1, latent={"z_idx": 7}, identity=DP2Identity(synthesizer, w))
+            monkeypatch.setattr(synthesizer, "synthesize", lambda *args: kept)
+        frames: list[np.ndarray] = []
+        report = VideoAnonymizer(anonymizer, attacker_checks=False).run(clip, None, frames=frames.append)
+        return frames, report
+
+    frames, report = run(force=False)  # the real loop: the noise face is refused, and the fallback covers it
+    (track,) = report.to_dict()["tracks"]
+    assert track["synthesis"]["latent"]["generator"] == "tiny256.pt"
+    assert track["verdict"] == "fallback" and track["failure"]["kind"] == "undetected"
+    frames, report = run(force=True)
+    (track,) = report.to_dict()["tracks"]
+    assert track["method"] == "dp2" and track["frames"] - track["fallback_frames"] >= 60  # drawn frame after frame
+    drawn = 0
+    for frame, _, _, x1, y1, x2, y2, _, method, _ in report.boxes:
+        changed = np.any(frames[frame] != originals[frame], axis=2)
+        w, h = x2 - x1, y2 - y1
+        region = np.zeros_like(changed)
+        region[max(0, int(y1 - 0.2 * h)) : int(y2 + 0.2 * h), max(0, int(x1 - 0.2 * w)) : int(x2 + 0.2 * w)] = True
+        assert not changed[~region].any()  # nothing changes away from the face
+        if method == "dp2":
+            drawn += 1
+            assert changed[int(y1) : int(y2), int(x1) : int(x2)].mean() > 0.5  # the generator's face, this frame's box
+    assert drawn >= 60
+    again, _ = run(force=True)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again))  # one latent: the same faces again
 
 
 def test_the_default_install_needs_no_torch_and_dp2_says_how_to_get_it():

@@ -131,9 +131,8 @@ class SmoothedIdentity:
     def __init__(self, sigma: float) -> None:
         self.sigma = sigma
 
-    def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
-        (x1, y1), (x2, y2) = landmarks68.min(axis=0), landmarks68.max(axis=0)
-        patch, bounds = smoothed(output, Box(x1, y1, x2, y2).scaled(1.2), self.sigma)
+    def render(self, output: np.ndarray, face: Face, rng: np.random.Generator) -> None:
+        patch, bounds = smoothed(output, face.box, self.sigma)  # this frame's box (and face.landmarks68)
         paste(output, patch, bounds, (0, 0))
 
 

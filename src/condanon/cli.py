@@ -830,7 +830,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="synthetic",
         choices=method_names(),
         help="synthetic: a new face with the same age, sex, expression and pose (default); "
-        "dp2: DeepPrivacy2's generator (photos; needs condanon[dp2] and a checkpoint, docs/dp2.md); "
+        "dp2: DeepPrivacy2's generator (needs condanon[dp2] and a checkpoint, docs/dp2.md; about 1 s a face, "
+        "and in videos a face a frame, on 2 cores); "
         "auto: dp2 where PyTorch and its checkpoint are installed, else synthetic",
     )
     for flag, keywords in cli_options().values():  # each method's options (condanon.methods), defaults per method

@@ -69,6 +69,10 @@ class Box:
         """Return the box moved by ``(dx, dy)``."""
         return Box(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
 
+    def within(self, width: int, height: int, margin: float = 1.0) -> bool:
+        """Return whether the box lies inside an image of the given size, ``margin`` pixels clear of every edge."""
+        return self.x1 >= margin and self.y1 >= margin and self.x2 <= width - margin and self.y2 <= height - margin
+
     def clipped(self, width: int, height: int) -> Box:
         """Return the box clipped to an image of the given size."""
         return Box(

@@ -101,6 +101,18 @@ def _paste(
     frame[fy0:fy1, fx0:fx1] = blended.astype(np.uint8)
 
 
+def still_of(face: np.ndarray, height: int, seed: int = 0, width: int = 1280, frame_height: int = 720) -> np.ndarray:
+    """Return one still frame with ``face`` standing in the corridor as a walker of that face height would.
+
+    The same background, oval and body as in a clip, without motion or encoding: what the readers make of
+    a walker's face when nothing of the video gets in the way (the still-photo level of a clip).
+    """
+    rng = np.random.default_rng(seed)
+    frame = _background(width, frame_height, rng)
+    _paste(frame, _sprite(face, height), width / 2, frame_height * 0.4, (90, 90, 90))
+    return frame
+
+
 def make_door_clip(
     faces: Sequence[tuple[np.ndarray, float, str]],
     path: str | Path,

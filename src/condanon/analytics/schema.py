@@ -27,7 +27,7 @@ PEOPLE_COLUMNS: tuple[str, ...] = (
     "readings",  # attribute readings (rows in timeline.csv)
     "score",  # best detection score
     "height_px",  # median face box height
-    "age",  # median of the readings
+    "age",  # median of the readings (of the whole face, when it was ever read whole)
     "age_band",
     "sex",  # female / male, by the mean probability of the readings
     "sex_confidence",
@@ -49,6 +49,7 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
     "emotion",
     *EMOTION_COLUMNS,
     "score",  # detection score of the face read
+    "at_edge",  # 1: the face was cut by the frame's edge (people.csv leaves such readings out when others exist)
 )
 
 

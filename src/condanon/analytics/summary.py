@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..types import EMOTIONS, Attributes
-from ..video.report import VideoReport, aggregate
+from ..video.report import VideoReport, aggregate, whole_first
 from .geometry import CountingLine, Region
 from .people import PeopleRules, Person, people_of
 from .schema import AGE_BANDS, SCHEMA, age_band
@@ -98,6 +98,7 @@ class PassengerAnalytics:
                 "emotion": r.attributes.emotion or "",
                 **_probabilities(r.attributes),
                 "score": round(r.score, 4),
+                "at_edge": int(not r.whole),
             }
             for p in persons
             for r_track, r in sorted(((t.track, r) for t in p.tracks for r in t.timeline), key=lambda x: x[1].frame)
@@ -118,7 +119,7 @@ def _crossings(person: Person, line: CountingLine | None, width: int, height: in
 def _person_row(person: Person, crossings: list[tuple[float, str]], line: CountingLine | None) -> dict[str, Any]:
     seen = person.sightings
     readings = person.timeline
-    summary = aggregate([r.attributes for r in readings])
+    summary = aggregate([r.attributes for r in whole_first(readings)])
     row: dict[str, Any] = {
         "person": person.id,
         "tracks": " ".join(str(t.track) for t in person.tracks),

@@ -90,8 +90,8 @@ class SynthesisIdentity(Protocol):
     backend returns one in `Synthesis.identity` (``None``: the backend cannot re-render, photos only).
     """
 
-    def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
-        """Draw the identity into ``output`` (BGR, in place) on the face whose 68 landmarks are ``landmarks68``."""
+    def render(self, output: np.ndarray, face: Face, rng: np.random.Generator) -> None:
+        """Draw the identity into ``output`` (BGR, in place) on ``face``: its box and 68 landmarks on this frame."""
         ...
 
 

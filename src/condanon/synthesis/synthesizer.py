@@ -192,10 +192,12 @@ class PrototypeIdentity:
     shape_mix: float
     feature_mix: float
 
-    def render(self, output: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator) -> None:
-        """Compose the candidate at ``landmarks68`` and paste it into ``output``."""
+    def render(self, output: np.ndarray, face: Face, rng: np.random.Generator) -> None:
+        """Compose the candidate at the face's 68 landmarks and paste it into ``output``."""
+        if face.landmarks68 is None:
+            raise ValueError("the prototype identity renders at 68 landmarks; the face has none")
         patch, bounds = compose(
-            output, landmarks68, self.candidate, self.triangles, self.shape_mix, rng, self.feature_mix
+            output, face.landmarks68, self.candidate, self.triangles, self.shape_mix, rng, self.feature_mix
         )
         paste(output, patch, bounds, (0, 0))
 

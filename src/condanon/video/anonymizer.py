@@ -160,12 +160,6 @@ class VideoAnonymizer:
             raise VideoError("segment must be more than 0 seconds")
         self.segment = segment
         self.anonymizer = anonymizer or Anonymizer()
-        if self.anonymizer.method == "dp2":
-            raise VideoError(
-                "the dp2 method is for photos (about a second per candidate face on a CPU, and no per-frame "
-                "re-rendering of a track's identity yet; --method auto chooses it where its checkpoint is installed): "
-                "use --method synthetic, blur, pixelate or mask for videos"
-            )
         if detector is not None:
             from ..detection import DETECTORS
 
@@ -405,16 +399,16 @@ class _RunState:
                 self.a.landmarker.landmarks(image, faces)
             except Exception as error:
                 log.warning("frame %d: landmarks failed: %s", frame.index, error)
-        due = [
-            f for f in faces if frame.index - self.last_reading.get(_tracked(f), -(10**9)) >= self.owner.attribute_every
-        ]
+        height, width = image.shape[:2]
+        due = [f for f in faces if self._reading_due(f, frame.index, width, height)]
         for face, attributes in zip(due, self.owner.read(image, due)):
             face.attributes = attributes
-            self.last_reading[_tracked(face)] = frame.index
+            whole = face.box.within(width, height)
+            if whole:  # a face cut by the frame's edge is read only until a whole one is: it reads years off
+                self.last_reading[_tracked(face)] = frame.index
             if attributes is not None:
-                reading = Reading(
-                    frame.index, round(frame.time, 4), frame.wall, round(float(face.score), 4), attributes
-                )
+                score = round(float(face.score), 4)
+                reading = Reading(frame.index, round(frame.time, 4), frame.wall, score, attributes, whole)
                 self.report.track(_tracked(face), self.a.method).timeline.append(reading)
         crowded = _overlapped(faces) if self.a.synthesizer is not None else set()
         if self.a.synthesizer is not None:
@@ -428,6 +422,17 @@ class _RunState:
         if self.a.verify:
             self._check(image, [f for f in faces if id(f) not in crowded], frame.index)
         self.tracks.forget(frame.index - len(self.buffer))
+
+    def _reading_due(self, face: Face, index: int, width: int, height: int) -> bool:
+        """Return whether a face's attributes are read on this keyframe.
+
+        A whole face every ``attribute_every`` frames; one cut by the frame's edge (walking in or out) only
+        while its track has no reading at all.
+        """
+        track_id = _tracked(face)
+        if not face.box.within(width, height):
+            return not self.report.track(track_id, self.a.method).timeline
+        return index - self.last_reading.get(track_id, -(10**9)) >= self.owner.attribute_every
 
     def _read_faceness(self, image: np.ndarray, faces: list[Face]) -> None:
         """Check the faceness of the faces whose tracks no keyframe has yet read as a real face."""
@@ -563,7 +568,8 @@ class _RunState:
             return
         assert points is not None
         rng = np.random.default_rng([self.a.seed, _track_key(placement.track), 1])
-        self.identities[placement.track].render(output, points, rng)
+        face = dataclasses.replace(placement.face, box=placement.core, landmarks68=points)
+        self.identities[placement.track].render(output, face, rng)
 
     def _landmarks(self, original: np.ndarray, placement: Placement, index: int) -> np.ndarray:
         """Return the 68 landmarks to render the track on this frame: this frame's own, smoothed over time.

@@ -90,6 +90,13 @@ class Reading:
     score: float
     """The detection score of the face read."""
     attributes: Attributes
+    whole: bool = True
+    """Whether the face lay wholly inside the frame (one cut by its edge reads 10-25 years off)."""
+
+
+def whole_first(readings: list[Reading]) -> list[Reading]:
+    """Return the readings of the whole face (not cut by the frame's edge) when there are any, else all."""
+    return [r for r in readings if r.whole] or list(readings)
 
 
 @dataclass
@@ -122,8 +129,10 @@ class TrackReport:
 
     @property
     def readings(self) -> list[Attributes]:
-        """Return the attributes of the original face read on keyframes, in frame order."""
-        return [reading.attributes for reading in self.timeline]
+        """Return the attributes of the original face read on keyframes, in frame order: those of the whole face when
+        there are any (`Reading.whole`), else all.
+        """
+        return [reading.attributes for reading in whole_first(self.timeline)]
 
     @property
     def score(self) -> float | None:
