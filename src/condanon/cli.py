@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .console import EXIT_LOST, EXIT_UNREACHABLE, error_line, frame_progress
 from .errors import CondanonError, ImageError, ModelError, one_line, show_path
 from .imageio import (
     IMAGE_SUFFIXES,
@@ -75,15 +76,6 @@ def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="img", file=sys.stderr)
-
-
-def _error(message: str) -> None:
-    """Print ``message`` as one ``condanon: error:`` line, control characters escaped (a file name
-    cannot forge lines).
-    """
-    from tqdm import tqdm
-
-    tqdm.write(f"condanon: error: {show_path(message)}", file=sys.stderr)  # keeps a running progress bar intact
 
 
 class _OneLine(logging.Formatter):
@@ -227,7 +219,7 @@ def _write_report(report: str, data: dict[str, Any]) -> int:
     try:
         write_atomic(report, json.dumps(data, indent=2).encode())
     except OSError as error:
-        _error(
+        error_line(
             f"{show_path(report)}: cannot write the report ({error.strerror or one_line(error)}); the outputs are kept"
         )
         return 1
@@ -287,22 +279,6 @@ def _encode_options(args: argparse.Namespace) -> EncodeOptions:
     return EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, audio=not args.no_audio)
 
 
-def _frame_progress(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
-    """Return a progress callback (frames done, total) showing fps, and the bar to close (``None`` when quiet)."""
-    if args.quiet:
-        return None, None
-    from tqdm import tqdm
-
-    bar = tqdm(desc=name, unit="frame", file=sys.stderr, leave=False)
-
-    def update(done: int, total: int | None) -> None:
-        if total and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return update, bar
-
-
 def _run_video(
     args: argparse.Namespace,
     videos: VideoAnonymizer,
@@ -314,7 +290,7 @@ def _run_video(
     """Anonymise one video or stream into ``target``; write its track report and box CSV beside it, and the passenger
     analytics into ``analytics`` when given; return the report.
     """
-    progress, bar = _frame_progress(args, show_path(Path(source).name))
+    progress, bar = frame_progress(args, show_path(Path(source).name))
     try:
         report = videos.run(source, target, _encode_options(args), partial=partial, progress=progress)
     finally:
@@ -335,12 +311,6 @@ def _run_video(
         report.fps,
     )
     return report.to_dict()
-
-
-EXIT_UNREACHABLE = 3
-"""Exit status: a live source could not be reached, after every retry."""
-EXIT_LOST = 4
-"""Exit status: a live source dropped and no reconnection brought it back (what was read is written)."""
 
 
 def _check_analytics(args: argparse.Namespace) -> None:
@@ -450,11 +420,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         try:
             data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target, partial, analytics)
         except StreamError as unreachable:
-            _error(str(unreachable))
+            error_line(str(unreachable))
             return EXIT_UNREACHABLE
         errors = _video_errors(data)
         for error in errors:
-            _error(error)
+            error_line(error)
         status = EXIT_LOST if data.get("lost") else (1 if errors else 0)
         if args.report:
             status = max(status, _write_report(args.report, data))
@@ -473,7 +443,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     walk_errors: list[str] = []
     inputs = list_media(args.inputs, exclude=[out], errors=walk_errors)
     if not inputs and not walk_errors:
-        _error("no input images or videos found")
+        error_line("no input images or videos found")
         return 1
     single = len(inputs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not out.is_dir()
     if not single and (out.exists() or out.is_symlink()) and not out.is_dir():
@@ -508,13 +478,13 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     reports = []
     for message in walk_errors:
         failures += 1
-        _error(message)
+        error_line(message)
         reports.append({"error": message})
     try:
         for path, target, refusal in _progress(plan, args.quiet, "anonymizing"):
             if refusal is not None:
                 failures += 1
-                _error(refusal)
+                error_line(refusal)
                 reports.append({"source": str(path), "error": refusal})
                 if job is not None:
                     job.failed(path, target, refusal)
@@ -545,7 +515,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                         reports.append(report)
                         failures += 1
                         for message in errors:
-                            _error(message)
+                            error_line(message)
                         if job is not None:
                             job.failed(path, target, "; ".join(errors))
                         continue
@@ -559,7 +529,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                 raise  # a broken model is a configuration failure: the run stops (exit 2)
             except CondanonError as error:
                 failures += 1
-                _error(str(error))
+                error_line(str(error))
                 reports.append({"source": str(path), "error": str(error)})
                 if job is not None:
                     job.failed(path, target, str(error))
@@ -567,7 +537,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                 failures += 1
                 text = f"{show_path(path)}: {type(error).__name__}: {one_line(error)}"
                 log.debug("%s failed", path, exc_info=True)
-                _error(text)
+                error_line(text)
                 reports.append({"source": str(path), "error": text})
                 if job is not None:
                     job.failed(path, target, text)
@@ -614,7 +584,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     inputs = list_images(args.inputs)
     if not inputs:
-        _error("no input images found")
+        error_line("no input images found")
         return 1
     analyzer = Anonymizer(detection=_detection(args))
     failures = 0
@@ -625,7 +595,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             faces = analyzer.find_faces(read_image(path))
         except CondanonError as error:
             failures += 1
-            _error(str(error))
+            error_line(str(error))
             images.append({"source": str(path), "error": str(error)})
             continue
         images.append({"source": str(path), "faces": [f.to_dict() for f in faces]})
@@ -677,14 +647,14 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{'':<15} {'':<8} {'':<44} from {row['source']}")
     bad = [r for r in rows if r["status"] != "ok" and not (r["optional"] and r["status"] == "missing")]
     for row in bad:
-        _error(f"model {row['name']} is {row['status']} at {row.get('path')}")
+        error_line(f"model {row['name']} is {row['status']} at {row.get('path')}")
     return 1 if bad else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate the methods on the photo datasets and/or videos, write the report folder, print the tables."""
     if not args.data and not args.videos:
-        _error("give --data (photo datasets) and/or --videos")
+        error_line("give --data (photo datasets) and/or --videos")
         return 2
     methods = [m for m in args.methods.split(",") if m.strip()]
     status = 0
@@ -704,7 +674,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overall = result.summaries.get("all") or next(iter(result.summaries.values()))
         print(markdown_table(overall))
         for error in result.errors:
-            _error(error)
+            error_line(error)
         if not args.quiet:
             print(
                 f"{len(result.records) // max(1, len(result.methods))} photos in {result.seconds:.0f} s; "
@@ -717,7 +687,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         videos = [path for path, _ in list_media(args.videos) if is_video(path)]
         if not videos:
-            _error("no videos found in --videos")
+            error_line("no videos found in --videos")
             return 1
         say = None if args.quiet else (lambda text: print(f"evaluating {text}", file=sys.stderr))
         rows = evaluate_videos(
@@ -752,7 +722,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
         raise CondanonError(f"{out}: exists and is not a folder")
     inputs = list_images(args.inputs)
     if not inputs:
-        _error("no input images found")
+        error_line("no input images found")
         return 1
     anonymizer = Anonymizer(method=args.method, seed=args.seed)
     failures = 0
@@ -771,11 +741,11 @@ def cmd_sheet(args: argparse.Namespace) -> int:
             log.info("%s -> %s (%d faces)", path, target, len(result.reports))
         except CondanonError as error:
             failures += 1
-            _error(str(error))
+            error_line(str(error))
             entries.append(SheetEntry(str(path), error=str(error)))
         except Exception as error:  # one broken input must not end the batch
             failures += 1
-            _error(f"{path}: {type(error).__name__}: {error}")
+            error_line(f"{path}: {type(error).__name__}: {error}")
             entries.append(SheetEntry(str(path), error=f"{type(error).__name__}: {error}"))
     write_atomic(out / "index.md", index_markdown(entries, args.method, args.seed).encode())
     if not args.quiet:
@@ -964,18 +934,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CondanonError as error:  # usage and configuration: a broken model, an unwritable output or report
-        _error(one_line(error, whole=True))
+        error_line(one_line(error, whole=True))
         return 2
     except KeyboardInterrupt:
-        _error("interrupted")
+        error_line("interrupted")
         return 130
     except OSError as error:  # an input or output the system refused, found late
         log.debug("failed", exc_info=True)
-        _error(f"{show_path(error.filename) + ': ' if error.filename else ''}{error.strerror or one_line(error)}")
+        error_line(f"{show_path(error.filename) + ': ' if error.filename else ''}{error.strerror or one_line(error)}")
         return 1
     except Exception as error:  # never a traceback: one line, and -v logs what is known
         log.debug("failed", exc_info=True)
-        _error(f"internal error: {type(error).__name__}: {one_line(error)}")
+        error_line(f"internal error: {type(error).__name__}: {one_line(error)}")
         return 1
 
 

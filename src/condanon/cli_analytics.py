@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .analytics import ATTRIBUTE_EVERY, CountingLine, PassengerAnalytics, PeopleRules, Region, write_analytics
+from .console import EXIT_LOST, EXIT_UNREACHABLE, error_line, frame_progress
 from .errors import CondanonError, ModelError, show_path
 from .video.report import VideoReport
 from .video.stream import StreamError
@@ -142,7 +143,6 @@ def write_report_analytics(args: argparse.Namespace, report: VideoReport, folder
 def cmd_analytics(args: argparse.Namespace) -> int:
     """Count and read the people of every input video or stream; return the exit status."""
     from .analytics import analysis_video_anonymizer
-    from .cli import EXIT_LOST, EXIT_UNREACHABLE, _error, _frame_progress
     from .imageio import check_writable
     from .video.io import is_stream, is_video
 
@@ -161,13 +161,13 @@ def cmd_analytics(args: argparse.Namespace) -> int:
         else:
             inputs += sorted(str(p) for p in Path(item).rglob("*") if p.is_file() and is_video(p))
     if not inputs:
-        _error("no input videos found")
+        error_line("no input videos found")
         return 1
     several = len(inputs) > 1
     failures = 0
     unreachable = lost = False
     for source in inputs:
-        progress, bar = _frame_progress(args, show_path(Path(source).name))
+        progress, bar = frame_progress(args, show_path(Path(source).name))
         try:
             report = runner.run(source, None, progress=progress)
         except ModelError:
@@ -175,14 +175,14 @@ def cmd_analytics(args: argparse.Namespace) -> int:
         except CondanonError as error:
             failures += 1
             unreachable = unreachable or isinstance(error, StreamError)
-            _error(str(error))
+            error_line(str(error))
             continue
         finally:
             if bar is not None:
                 bar.close()
         for message in report.errors:
             failures += 1
-            _error(message)
+            error_line(message)
         lost = lost or report.lost
         analytics = write_report_analytics(args, report, analytics_folder(out, source, several))
         if not args.quiet:
