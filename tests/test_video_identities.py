@@ -48,28 +48,3 @@ def test_a_track_falls_back_when_every_identity_is_refused(data, monkeypatch):
     track_one, _ = _run(data, monkeypatch, identities=1, refused=1)
     assert track_one["verdict"] == "fallback" and track_one["synthesis"]["identities_tried"] == 1
 
-
-def test_a_keyframe_that_finds_no_identity_is_not_the_last_word(data, monkeypatch):
-    """The loop finds no candidate on the first keyframe: the mask covers the face until a later keyframe's draw."""
-    runner = VideoAnonymizer(condanon.Anonymizer(seed=0), identities=3, recheck_every=10)
-    synthesizer = runner.anonymizer.synthesizer
-    real = synthesizer.synthesize
-    calls = []
-
-    def first_fails(original, output, face, rng):
-        outcome = real(original, output, face, rng)
-        calls.append(len(calls))
-        if len(calls) == 1:  # as if no candidate had passed on this view of the face
-            from condanon.failures import Failure
-
-            outcome.passed = False
-            outcome.failures = [Failure("identity", "sface similarity 0.4 >= 0.2", {})]
-            outcome.reason = "no candidate passed; closest: sface similarity 0.4 >= 0.2"
-        return outcome
-
-    monkeypatch.setattr(synthesizer, "synthesize", first_fails)
-    report = runner.run(data / "video" / "single_face.mp4", None)
-    (track,) = report.to_dict()["tracks"]
-    assert track["verdict"] == "anonymized" and track["failure"] is None and track["method"] == "synthetic"
-    assert track["synthesis"]["identities_tried"] >= 2 and track["synthesis"]["chosen_on_frame"] >= 10
-    assert 5 <= track["fallback_frames"] <= 20  # the mask until the next draw, then the synthetic face

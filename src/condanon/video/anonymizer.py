@@ -347,8 +347,6 @@ class _RunState:
         self.failed: dict[int, Failure] = {}
         self.last_reading: dict[int, int] = {}
         self.last_check: dict[int, int] = {}
-        self.retry_at: dict[int, int] = {}
-        """Per track whose keyframe found no synthetic identity: the first keyframe that may draw again."""
         self.tried: dict[int, int] = {}
         """Per track: how many synthetic identities have been drawn for it."""
         self.blackout: set[int] = set()
@@ -419,7 +417,6 @@ class _RunState:
                     _tracked(face) not in self.identities
                     and _tracked(face) not in self.failed
                     and id(face) not in crowded
-                    and self.retry_at.get(_tracked(face), 0) <= frame.index
                 ):
                     self._choose(image, face, frame.index)
         if self.a.verify:
@@ -466,8 +463,8 @@ class _RunState:
         track = self.report.track(track_id, self.a.method)
         if track.uncertain:  # not (yet) read as a real face: the fallback covers it until a keyframe does
             return
-        if face.box.height < MIN_SYNTHETIC_HEIGHT:  # the fallback covers it until a keyframe finds it bigger
-            self._fallback(track_id, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "for a synthetic face"))
+        if face.box.height < MIN_SYNTHETIC_HEIGHT:
+            self._fail(track_id, small_failure(face.box.height, MIN_SYNTHETIC_HEIGHT, "for a synthetic face"))
             return
         if face.landmarks68 is None:
             return  # try again on the next keyframe (bridged frames get the fallback meanwhile)
@@ -487,23 +484,9 @@ class _RunState:
         face.embeddings.update(target.embeddings)
         if outcome.passed and outcome.identity is not None:
             self.identities[track_id] = outcome.identity
-            track.verdict, track.reason, track.method, track.failure = "anonymized", None, self.a.method, None
-        elif attempt + 1 < self.owner.identities and outcome.failure().kind in RETRIED:
-            # another keyframe shows the face in another pose and light, where another draw may pass
-            self._fallback(track_id, outcome.failure())
-            self.retry_at[track_id] = index + self.owner.recheck_every
+            track.verdict, track.reason, track.method = "anonymized", None, self.a.method
         else:
             self._fail(track_id, outcome.failure())
-
-    def _fallback(self, track_id: int, failure: Failure) -> None:
-        """Cover the track with the fallback for now and say why, without giving up on a synthetic face for it."""
-        track = self.report.track(track_id, self.a.method)
-        track.verdict, track.reason, track.method, track.failure = (
-            "fallback",
-            failure.detail,
-            self.a.fallback.name,
-            failure,
-        )
 
     def _fail(self, track_id: int, failure: Failure) -> None:
         log.info("track %d falls back to %s: %s", track_id, self.a.fallback.name, failure)
@@ -721,11 +704,6 @@ class _RunState:
         if readings[0] is not None:
             track.readings_after.append(readings[0])
         return None
-
-
-RETRIED = ("identity", "age", "sex", "emotion", "fold", "undetected", "unreadable")
-"""Failure kinds of a track's synthesis after which a later keyframe draws again (while identities are left):
-what a candidate failed on one view of the face may pass on another."""
 
 
 def _refused(failure: Failure | None) -> bool:
