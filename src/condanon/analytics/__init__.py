@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .geometry import CountingLine, Region
 from .people import PeopleRules, Person, motion
 from .schema import AGE_BANDS, PEOPLE_COLUMNS, SCHEMA, TIMELINE_COLUMNS, age_band
 from .summary import PassengerAnalytics
 from .write import write_analytics
+
+if TYPE_CHECKING:
+    from ..video import VideoAnonymizer
 
 ATTRIBUTE_EVERY = 12
 """Frames between two attribute readings of one face when analysing (about twice a second at 25 fps)."""
@@ -44,7 +48,7 @@ __all__ = [
 ]
 
 
-def analysis_video_anonymizer(seed: int = 0, attribute_every: int = ATTRIBUTE_EVERY):  # type: ignore[no-untyped-def]
+def analysis_video_anonymizer(seed: int = 0, attribute_every: int = ATTRIBUTE_EVERY) -> VideoAnonymizer:
     """Return the `VideoAnonymizer` an analysis-only run uses: blur (no output is kept), no identity checks."""
     from ..methods import BlurOptions
     from ..options import Checks
