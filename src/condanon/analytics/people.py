@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..types import Box
 from ..video.report import Reading, Sighting, TrackReport
+from ..video.tracking import EDGE
 
-EDGE = 0.3
-"""A track whose last box came this close to the frame's edge (face heights) left the view: it is not rejoined."""
 MOTION_QUANTILE = 0.5
 """`motion` reads this quantile of a track's displacements: a poster that people walk in front of is disturbed on
 many sightings, but not on most."""
@@ -135,12 +135,10 @@ def people_of(
 
 
 def _left_the_view(sighting: Sighting, frame: tuple[int, int] | None) -> bool:
-    """Return whether a face's box lies within `EDGE` of its heights of the frame's edge (it was leaving)."""
-    if frame is None:
-        return False
-    x1, y1, x2, y2 = sighting.box
-    margin = EDGE * sighting.height
-    return x1 < margin or y1 < margin or x2 > frame[0] - margin or y2 > frame[1] - margin
+    """Return whether a face's box lies within `EDGE` of its heights of the frame's edge (it was leaving): the
+    tracker's own measure of the edge (`condanon.video.tracking.EDGE`), a track that ended there is not rejoined.
+    """
+    return frame is not None and not Box(*sighting.box).within(frame[0], frame[1], EDGE * sighting.height)
 
 
 def _velocity(seen: list[Sighting]) -> np.ndarray:
@@ -163,11 +161,11 @@ def _continued(
     onward = _velocity(track.sightings[:2])
     best, best_cost = None, float("inf")
     for person in people:
-        seen = person.sightings
-        last = seen[-1]
+        last = person.tracks[-1].sightings[-1]  # a person's tracks join in time order: the last one ends it
         gap = first.time - last.time
         if not 0.0 < gap <= rules.rejoin_seconds or _left_the_view(last, frame):
             continue
+        seen = person.sightings
         if not 1.0 / rules.rejoin_scale <= first.height / max(last.height, 1.0) <= rules.rejoin_scale:
             continue
         velocity = _velocity(seen)

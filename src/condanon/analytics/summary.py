@@ -7,6 +7,7 @@ take them from the SDK as they are; `condanon.analytics.write` puts them on disk
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 from collections import Counter
@@ -191,26 +192,40 @@ def _counts(
     rules: PeopleRules,
 ) -> dict[str, Any]:
     names = line.names if line is not None else None
-    windows = []
     steps = max(1, int(np.ceil(duration / window)))
+    starts = [k * window for k in range(steps)]
+    ends = [min((k + 1) * window, duration) for k in range(steps)]
+
+    def slot(time: float) -> int | None:
+        """Return the window holding ``time`` (``start <= time < end``), once for each item, not once per window."""
+        k = bisect.bisect_right(starts, time) - 1
+        return k if k >= 0 and time < ends[k] else None
+
+    present: list[set[int]] = [set() for _ in range(steps)]
+    for i, person in enumerate(persons):
+        for sighting in person.sightings:
+            k = slot(sighting.time)
+            if k is not None:
+                present[k].add(i)
+    new: Counter[int | None] = Counter(slot(row["first_seen_s"]) for row in people)
+    readings: list[list[dict[str, Any]]] = [[] for _ in range(steps)]
+    for reading in timeline:
+        k = slot(reading["time_s"])
+        if k is not None:
+            readings[k].append(reading)
+    crossed: Counter[tuple[int | None, str]] = Counter((slot(t), n) for c in crossings.values() for t, n in c)
+    windows = []
     for k in range(steps):
-        start, end = k * window, min((k + 1) * window, duration)
-        present = [row for row, p in zip(people, persons) if any(start <= s.time < end for s in p.sightings)]
-        new = [row for row in people if start <= row["first_seen_s"] < end]
-        readings = [r for r in timeline if start <= r["time_s"] < end]
         entry: dict[str, Any] = {
-            "start_s": round(start, 3),
-            "end_s": round(end, 3),
-            "present": _groups(present),
-            "new_people": len(new),
-            "emotion_mean_probabilities": _mean_probabilities(readings),
-            "readings": len(readings),
+            "start_s": round(starts[k], 3),
+            "end_s": round(ends[k], 3),
+            "present": _groups([people[i] for i in sorted(present[k])]),
+            "new_people": new[k],
+            "emotion_mean_probabilities": _mean_probabilities(readings[k]),
+            "readings": len(readings[k]),
         }
         if names is not None:
-            entry["crossings"] = {
-                name: sum(1 for c in crossings.values() for t, n in c if n == name and start <= t < end)
-                for name in names
-            }
+            entry["crossings"] = {name: crossed[(k, name)] for name in names}
         windows.append(entry)
     walls = [r["wall_time"] for r in timeline if r["wall_time"]]
     counts: dict[str, Any] = {
