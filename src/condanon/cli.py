@@ -319,12 +319,10 @@ def _check_analytics(args: argparse.Namespace) -> None:
         if args.line or args.roi or args.parquet:
             raise CondanonError("--line, --roi and --parquet need --analytics DIR")
         return
-    from .cli_analytics import counting
+    from .cli_analytics import check_output_folder, counting
 
     counting(args)
-    if Path(args.analytics).exists() and not Path(args.analytics).is_dir():
-        raise CondanonError(f"--analytics {show_path(args.analytics)}: an existing file, not a folder")
-    check_writable(args.analytics, f"--analytics {show_path(args.analytics)}")
+    check_output_folder(args.analytics, "--analytics")
 
 
 def _analytics_folder(args: argparse.Namespace, source: str, several: bool) -> Path | None:
@@ -357,7 +355,6 @@ def _settings_digest(args: argparse.Namespace) -> str:
         "backfill",
         "identities",
         "segment",
-        "attribute_every",
         "codec",
         "crf",
         "preset",

@@ -122,6 +122,15 @@ def counting(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def check_output_folder(folder: str | Path, flag: str) -> None:
+    """Refuse, before any work, an output folder that is an existing file or cannot be written (one line)."""
+    from .imageio import check_writable
+
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise CondanonError(f"{flag} {show_path(folder)}: an existing file, not a folder")
+    check_writable(folder, f"{flag} {show_path(folder)}")
+
+
 def analytics_folder(root: Path, source: str, several: bool) -> Path:
     """Return where one input's analytics go: ``root``, or ``root/<input name>`` when there are several inputs."""
     return root / _stem(source) if several else root
@@ -143,14 +152,11 @@ def write_report_analytics(args: argparse.Namespace, report: VideoReport, folder
 def cmd_analytics(args: argparse.Namespace) -> int:
     """Count and read the people of every input video or stream; return the exit status."""
     from .analytics import analysis_video_anonymizer
-    from .imageio import check_writable
     from .video.io import is_stream, is_video
 
     counting(args)  # options checked before any work
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CondanonError(f"--out {show_path(out)}: an existing file, not a folder")
-    check_writable(out, f"--out {show_path(out)}")
+    check_output_folder(out, "--out")
     runner = analysis_video_anonymizer(args.seed, args.attribute_every or ATTRIBUTE_EVERY)
     runner.max_fps = args.max_fps
     runner.reconnect, runner.reconnect_wait = args.reconnect, args.reconnect_wait

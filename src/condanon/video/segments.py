@@ -36,8 +36,6 @@ class SegmentedWriter:
         self.info = info
         self.options = EncodeOptions(options.codec, options.crf, options.preset, audio=False)
         self.seconds = seconds
-        self.audio_out = None
-        self.audio_note: str | None = "audio not copied into segments"
         self.paths: list[Path] = []
         """The segments finished so far, in order."""
         self.frames = 0

@@ -65,7 +65,6 @@ class Reconnecting:
         self.errors: list[str] = []
         self.lost = False
         """Whether the stream dropped and no retry brought it back (the run ended with what it read)."""
-        self.reconnects = 0
         self._closed = False
 
     def take_audio(self) -> list[Any]:
@@ -107,7 +106,6 @@ class Reconnecting:
                 self.lost = True
                 self.errors.append(f"{error} (lost after {index} frames: {reason})")
                 return
-            self.reconnects += 1
             fresh = True
 
     def close(self) -> None:
