@@ -93,8 +93,11 @@ def load() -> Callable[[str | os.PathLike[str]], np.ndarray]:
 
 @pytest.fixture(scope="session")
 def anonymizer(shared: Path) -> condanon.Anonymizer:
-    """One default pixelate `Anonymizer` for the session (models load once per process anyway)."""
-    return condanon.Anonymizer(method="pixelate")
+    """One pixelate `Anonymizer` for the session that reads everything a report can hold: attributes and the
+    held-out attacker, which pixelate skips unless asked (models load once per process anyway)."""
+    from condanon.options import ATTRIBUTE_READERS
+
+    return condanon.Anonymizer(method="pixelate", checks=condanon.Checks(ATTRIBUTE_READERS, attacker="dlib"))
 
 
 def refuses_writes(folder: Path) -> bool:

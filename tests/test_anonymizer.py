@@ -65,6 +65,34 @@ def test_every_face_gets_a_full_report(t1_result):
     assert result.timings_ms["total"] >= parts - 1e-6, result.timings_ms
 
 
+@pytest.fixture(scope="module")
+def plain(shared):
+    """Pixelate as a user gets it: nothing asked beyond the method."""
+    return condanon.Anonymizer("pixelate")
+
+
+def test_an_obscuring_method_pays_only_for_what_is_asked(plain, t1, t1_result):
+    """Pixelate with its defaults reads no attribute, runs no held-out attacker and fits no 68 landmarks; its
+    faces and pixels are those of the anonymizer that reads everything (attributes change nothing drawn)."""
+    full, _ = t1_result
+    result = plain.anonymize(t1)
+    assert not plain.reads_attributes and plain.attacker is None
+    assert [f.box.to_list() for f in result.faces] == [f.box.to_list() for f in full.faces]
+    assert np.array_equal(result.image, full.image)
+    for report in result.reports:
+        assert report.attributes_before is None and report.attributes_after is None
+        assert [c.embedder for c in report.identity] == ["sface"] and report.identity[0].matched is False
+        assert report.face.landmarks68 is None and report.face.landmarks5 is not None
+    assert "attributes" not in result.timings_ms and result.timings_ms["verify"] > 0
+    # asked for the faces alone, it gives every landmark
+    assert all(face.landmarks68 is not None for face in plain.find_faces(t1))
+
+
+def test_a_synthesis_method_reads_attributes_without_being_asked(shared):
+    assert condanon.Anonymizer("synthetic").reads_attributes
+    assert not condanon.Anonymizer("synthetic", checks=condanon.Checks(attributes=())).reads_attributes
+
+
 def test_input_array_is_not_modified(t1_result, t1):
     result, before = t1_result
     assert np.array_equal(t1, before)

@@ -263,3 +263,39 @@ def test_threshold_option(scenes, capsys):
     assert len(low) > 2  # the default threshold finds exactly the 2 people (test_analyze_csv)
     assert main(["analyze", photo, "-q", "--threshold", "1.5"]) == 2
     assert len(error_lines(capsys.readouterr().err)) == 1
+
+
+def test_workers_give_the_same_outputs_and_reports_as_one(scenes, tmp_path):
+    """A folder job on two worker processes writes byte-identical images and the same face reports, in input
+    order, as one process does; the bad file among them fails alone."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("bbt2.jpg", "multi_face.jpg", "couple.jpg"):
+        shutil.copy(scenes / name, inputs / name)
+    (inputs / "broken.jpg").write_text("not a picture\n")
+    runs = {}
+    for workers in (1, 2):
+        out, report = tmp_path / f"out{workers}", tmp_path / f"report{workers}.json"
+        code = main(["anonymize", str(inputs), "-o", str(out), "--method", "blur", "--workers", str(workers)]
+                    + ["--report", str(report), "-q"])  # fmt: skip
+        assert code == 1  # the broken file
+        runs[workers] = (out, json.loads(report.read_text()))
+    (one, first), (two, second) = runs[1], runs[2]
+    for name in ("bbt2.jpg", "multi_face.jpg", "couple.jpg"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    assert not (two / "broken.jpg").exists()
+
+    def faces(report):
+        return [
+            (r["source"], [{k: v for k, v in f.items() if k != "timings_ms"} for f in r.get("faces", [])], "error" in r)
+            for r in report["results"]
+        ]
+
+    assert faces(first) == faces(second)
+    assert [r["source"] for r in second["results"]] == sorted(str(p) for p in inputs.iterdir())
+    assert second["faces"] == first["faces"] > 5 and second["failed"] == 1
+
+
+def test_workers_must_be_positive(scenes, tmp_path, capsys):
+    code = main(["anonymize", str(scenes / "astronaut.jpg"), "-o", str(tmp_path / "o.png"), "--workers", "0"])
+    assert code == 2 and "--workers must be at least 1" in capsys.readouterr().err

@@ -155,3 +155,33 @@ def test_score_threshold_is_validated():
     # a detector with a threshold of its own gets it (the orientation search's YuNet too)
     anonymizer = condanon.Anonymizer("mask", detection=condanon.Detection(detector="hog", score_threshold=0.5))
     assert anonymizer.detector.score_threshold == 0.5
+
+
+def test_tiles_in_turns_cover_every_tile_over_the_turns(scenes, load):
+    """YuNet with ``tile_turns=2`` searches half of a large image's tiles per call: two calls together find the
+    small faces one call with every tile finds (the video layer's keyframes share the tiles this way)."""
+    from condanon.detection.base import overlap
+
+    image = load(scenes / "g7_leaders.jpg")  # 2771 px wide: tiles, 30 small faces
+    every = DETECTORS.create("yunet").detect(image)
+    turns = DETECTORS.create("yunet", tile_turns=2)
+    first, second = turns.detect(image), turns.detect(image)
+    assert len(every) >= 25
+    union = first + [f for f in second if not any(overlap(f, g) >= 0.5 for g in first)]
+    missed = [f for f in every if not any(overlap(f, g) >= 0.5 for g in union)]
+    assert not missed, [f.box.to_list() for f in missed]
+    with pytest.raises(ValueError, match="tile_turns"):
+        DETECTORS.create("yunet", tile_turns=0)
+
+
+def test_a_single_pass_probe_costs_one_yunet_run(scenes, load, monkeypatch):
+    """``pyramid=False`` runs YuNet once at the image's own size (the orientation search's probes)."""
+    from condanon.detection.yunet import YuNetDetector
+
+    calls = []
+    detector = DETECTORS.create("yunet", pyramid=False, tiles=False)
+    run = YuNetDetector._run
+    monkeypatch.setattr(YuNetDetector, "_run", lambda self, *a: calls.append(a[0].shape) or run(self, *a))
+    image = load(scenes / "regjeringen.jpg")
+    faces = detector.detect(image)
+    assert calls == [image.shape] and len(faces) >= 10

@@ -2,9 +2,10 @@
 
     import condanon
     result = condanon.Anonymizer("pixelate").anonymize("photo.jpg")
-    condanon.Anonymizer(condanon.BlurOptions(strength=0.3), checks=condanon.Checks(attacker=None))
+    condanon.Anonymizer(condanon.BlurOptions(strength=0.3), checks=condanon.Checks(attacker="dlib"))
     result.image            # anonymised BGR array (the caller's channel order for arrays and PIL images)
-    result.to_json()        # one report per face: box, attributes before/after, identity checks, verdict
+    result.to_json()        # one report per face: box, identity checks, verdict (and attributes before/after
+                            # where read: synthetic and dp2 always, blur/pixelate/mask when Checks asks)
     condanon.analyze("photo.jpg")   # faces with age, sex, emotion; the image is not changed
 
 Nothing is printed: the library logs to the ``condanon`` logger.

@@ -38,6 +38,7 @@ import logging
 import os
 import stat
 import sys
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,21 +47,18 @@ from .console import EXIT_LOST, EXIT_UNREACHABLE, error_line, frame_progress
 from .errors import CondanonError, ImageError, ModelError, one_line, show_path
 from .imageio import (
     IMAGE_SUFFIXES,
-    Frames,
     check_writable,
     list_images,
-    metadata_of,
     partial_video_path,
-    read_frames,
     remove_stale_temps,
     write_atomic,
-    write_frames,
     write_image,
 )
 from .methods import FALLBACKS, cli_options, method_names
 from .options import DEFAULT_DETECTOR, DEFAULT_FACENESS
 from .runtime import preload_onnxruntime
 from .video.io import VIDEO_SUFFIXES, is_stream, is_video
+from .workers import Outcome, anonymize_file
 
 if TYPE_CHECKING:
     from .options import Detection
@@ -68,6 +66,35 @@ if TYPE_CHECKING:
     from .video import EncodeOptions, VideoAnonymizer
 
 log = logging.getLogger("condanon.cli")
+
+
+class _NoBar:
+    """A progress bar that shows nothing (quiet runs, one input)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, quiet: bool, desc: str) -> Any:
+    """Return a progress bar of ``total`` inputs on stderr (one that shows nothing when quiet or for one input)."""
+    if quiet or total < 2:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr)
+
+
+def _workers(args: argparse.Namespace, images: int) -> int:
+    """Return the worker processes a folder job uses: as asked, else one per core (and never more than its images)."""
+    from .workers import default_workers
+
+    if args.workers is not None and args.workers < 1:
+        raise CondanonError("--workers must be at least 1")
+    asked = default_workers() if args.workers is None else int(args.workers)
+    return max(1, min(asked, images))
 
 
 def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
@@ -91,7 +118,7 @@ class _OneLine(logging.Formatter):
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Return the `Anonymizer`'s keyword arguments from the command line (each method takes its own flags)."""
     from .methods import AUTO, DP2Options, SyntheticOptions, cli_options, method_options
-    from .options import Checks
+    from .options import ATTRIBUTE_READERS, Checks
 
     values = {name: getattr(args, name, None) for name in cli_options()}
     if args.method == AUTO:
@@ -107,7 +134,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "method": method,
         "seed": args.seed,
         "detection": _detection(args),
-        "checks": Checks(verify=not args.no_verify),
+        "checks": Checks(
+            attributes=ATTRIBUTE_READERS if args.attributes or args.analytics else None,
+            attacker=args.attacker,
+            verify=not args.no_verify,
+        ),
         "fallback": method_options(args.fallback, values, ignore_others=True),
     }
 
@@ -365,27 +396,6 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _anonymize_image(args: argparse.Namespace, anonymizer: Anonymizer, path: Path, target: Path) -> dict[str, Any]:
-    """Anonymise every frame (or page) of the image at ``path`` into ``target``; return its report."""
-    frames = read_frames(path)
-    results = []
-    for image in frames.images:
-        result = anonymizer.anonymize(image)
-        result.source = str(path)
-        results.append(result)
-    metadata = metadata_of(path) if args.keep_metadata else None
-    if len(results) == 1:
-        write_frames(target, Frames([results[0].bgr], frames.format, alpha=frames.alpha), metadata)
-        report = results[0].to_dict()
-    else:
-        write_frames(target, Frames([r.bgr for r in results], frames.format, frames.durations, frames.loop), metadata)
-        report = results[0].to_dict()
-        report["frames"] = len(results)
-        report["faces"] = [face | {"frame": index} for index, r in enumerate(results) for face in r.to_dict()["faces"]]
-    log.info("%s -> %s (%d faces, %d frames)", path, target, len(report["faces"]), len(results))
-    return report
-
-
 def cmd_anonymize(args: argparse.Namespace) -> int:
     """Anonymise every input image, video or stream into the output folder (or file); return the exit status.
 
@@ -472,23 +482,64 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         job.clean_partials()
         remove_stale_temps(out, recursive=True)
     failures = skipped = 0
-    reports = []
+    reports: list[dict[str, Any]] = []
     for message in walk_errors:
         failures += 1
         error_line(message)
         reports.append({"error": message})
+    images_in_plan = sum(1 for path, _, refusal in plan if refusal is None and not is_video(path))
+    workers = _workers(args, images_in_plan)
+    pool = None
+    if workers > 1:
+        from .workers import WorkerPool
+
+        pool = WorkerPool(_options(args), workers, keep_metadata=args.keep_metadata)
+        log.info("%d workers", workers)
+    pending: dict[Future[Outcome], tuple[int, Path, Path]] = {}  # a pool's files under way, by their report's place
+    bar = _bar(len(plan), args.quiet, "anonymizing")
+
+    def failed(path: Path, target: Path, message: str, at: int | None = None) -> None:
+        nonlocal failures
+        failures += 1
+        error_line(message)
+        entry = {"source": str(path), "error": message}
+        if at is None:
+            reports.append(entry)
+        else:
+            reports[at] = entry
+        if job is not None:
+            job.failed(path, target, message)
+
+    def finished(outcome: Outcome, at: int, path: Path, target: Path) -> None:
+        if outcome.fatal is not None:
+            raise ModelError(outcome.fatal)  # a broken model is a configuration failure: the run stops (exit 2)
+        if outcome.error is not None or outcome.report is None:
+            failed(path, target, outcome.error or f"{show_path(path)}: no report", at)
+        else:
+            reports[at] = outcome.report | {"output": str(target)}
+            if job is not None:
+                job.done(path, target)
+        bar.update()
+
+    def collect(block: bool) -> None:
+        """Take in the pool's finished files (all of them when ``block``)."""
+        if not pending:
+            return
+        done, _ = wait(list(pending), return_when=ALL_COMPLETED if block else FIRST_COMPLETED, timeout=None)
+        for future in done:
+            at, path, target = pending.pop(future)
+            finished(future.result(), at, path, target)
+
     try:
-        for path, target, refusal in _progress(plan, args.quiet, "anonymizing"):
+        for path, target, refusal in plan:
             if refusal is not None:
-                failures += 1
-                error_line(refusal)
-                reports.append({"source": str(path), "error": refusal})
-                if job is not None:
-                    job.failed(path, target, refusal)
+                failed(path, target, refusal)
+                bar.update()
                 continue
             if job is not None and not job.needs(path, target):
                 skipped += 1
                 log.info("%s: done in an earlier run, skipped", path)
+                bar.update()
                 continue
             try:
                 if target.resolve() == path.resolve():
@@ -515,9 +566,16 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                             error_line(message)
                         if job is not None:
                             job.failed(path, target, "; ".join(errors))
+                        bar.update()
                         continue
+                elif pool is not None:
+                    if len(pending) >= 2 * workers:  # a bounded queue: finished files are recorded as they come
+                        collect(block=False)
+                    reports.append({})
+                    pending[pool.submit(path, target)] = (len(reports) - 1, path, target)
+                    continue
                 else:
-                    report = _anonymize_image(args, anonymizer, path, target)
+                    report = anonymize_file(anonymizer, path, target, args.keep_metadata)
                 report["output"] = str(target)
                 reports.append(report)
                 if job is not None:
@@ -525,20 +583,17 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
             except ModelError:
                 raise  # a broken model is a configuration failure: the run stops (exit 2)
             except CondanonError as error:
-                failures += 1
-                error_line(str(error))
-                reports.append({"source": str(path), "error": str(error)})
-                if job is not None:
-                    job.failed(path, target, str(error))
+                failed(path, target, str(error))
             except Exception as error:  # one broken input must not end the batch
-                failures += 1
                 text = f"{show_path(path)}: {type(error).__name__}: {one_line(error)}"
                 log.debug("%s failed", path, exc_info=True)
-                error_line(text)
-                reports.append({"source": str(path), "error": text})
-                if job is not None:
-                    job.failed(path, target, text)
+                failed(path, target, text)
+            bar.update()
+        collect(block=True)
     finally:
+        if pool is not None:
+            pool.close(cancel=True)
+        bar.close()
         if job is not None:
             job.close()
     input_failures = failures - len(walk_errors)
@@ -704,6 +759,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_sheet(args: argparse.Namespace) -> int:
     """Write a contact sheet (original beside anonymised) per input and an index.md; return the exit status."""
     from .imageio import read_image
+    from .options import ATTRIBUTE_READERS, Checks
     from .pipeline import Anonymizer
     from .sheet import (
         SheetEntry,
@@ -721,7 +777,8 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     if not inputs:
         error_line("no input images found")
         return 1
-    anonymizer = Anonymizer(method=args.method, seed=args.seed)
+    # a review sheet shows the attributes before and after whatever the method
+    anonymizer = Anonymizer(method=args.method, seed=args.seed, checks=Checks(ATTRIBUTE_READERS))
     failures = 0
     entries: list[SheetEntry] = []
     taken: set[str] = set()
@@ -827,6 +884,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     anon.add_argument("--fallback", default="mask", choices=FALLBACKS)
     anon.add_argument("--no-verify", action="store_true", help="skip the identity check on the output (faster)")
+    anon.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for the images of a folder job, each with its models loaded once (default: one per core, "
+        "as memory allows; the outputs are the same as with one)",
+    )
+    anon.add_argument(
+        "--attributes",
+        action="store_true",
+        help="read age, sex and emotion of every face into the report also for blur, pixelate and mask "
+        "(synthetic and dp2 always read them; --analytics turns this on)",
+    )
+    anon.add_argument(
+        "--attacker",
+        choices=["dlib"],
+        default=None,
+        help="also check each output face with this held-out recogniser, reported only (about 60 ms a face)",
+    )
     anon.add_argument("--keep-metadata", action="store_true", help="keep EXIF and ICC metadata (stripped by default)")
     vid = anon.add_argument_group("video and streams")
     vid.add_argument(

@@ -15,6 +15,8 @@ from .errors import ConfigError
 
 DEFAULT_DETECTOR = "yunet+blazeface"
 DEFAULT_FACENESS = "face-mesh"
+ATTRIBUTE_READERS = ("age-sex", "emotion")
+"""The attribute backends read where attributes are read (``Checks.attributes``)."""
 ORIENTATIONS = ("auto", "full", "off")
 Orientation = Literal["auto", "full", "off"]
 
@@ -56,21 +58,31 @@ class Checks:
     """What reads each face and checks the output.
 
     Args:
-        attributes: attribute backends to run, merged in order (``ATTRIBUTE_ESTIMATORS``).
+        attributes: attribute backends to run, merged in order (``ATTRIBUTE_ESTIMATORS``); ``None`` (the
+            default): `ATTRIBUTE_READERS` where the method needs them (synthetic and dp2 keep them) and none
+            for blur, pixelate and mask, which pay only for what is asked (``()``: never read).
         embedder: the in-loop identity checker: a face it still matches falls back. The synthetic method
             needs the recogniser its prototype bank ranks by (``sface``).
-        attacker: a held-out recogniser, reported only (``None`` to skip).
-        verify: run the identity check and re-read the attributes on the output.
+        attacker: a held-out recogniser, reported only (``"dlib"``, about 60 ms a face; ``None``, the
+            default, to skip).
+        verify: run the identity check (and re-read the attributes, where they are read) on the output.
     """
 
-    attributes: tuple[str, ...] = ("age-sex", "emotion")
+    attributes: tuple[str, ...] | None = None
     embedder: str = "sface"
-    attacker: str | None = "dlib"
+    attacker: str | None = None
     verify: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "attributes", tuple(self.attributes))
+        if self.attributes is not None:
+            object.__setattr__(self, "attributes", tuple(self.attributes))
+
+    def readers(self, method_keeps_attributes: bool) -> tuple[str, ...]:
+        """Return the attribute backends to run for a method that keeps attributes (or does not)."""
+        if self.attributes is not None:
+            return tuple(self.attributes)
+        return ATTRIBUTE_READERS if method_keeps_attributes else ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return dataclasses.asdict(self) | {"attributes": list(self.attributes)}
+        return dataclasses.asdict(self) | {"attributes": None if self.attributes is None else list(self.attributes)}

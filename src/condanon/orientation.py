@@ -189,6 +189,7 @@ class OrientationSearch:
         new_face_overlap: a face found in a view is new when it overlaps no face already found by less than this.
         view_score: the detection score a face found only in a turned view needs (see `VIEW_SCORE`).
         replace_margin: how much better a turned view's face must score to replace an upright face it overlaps.
+        probe: finds faces in the probes (default: ``detector``); one pass at the probe's size is enough there.
     """
 
     def __init__(
@@ -201,10 +202,12 @@ class OrientationSearch:
         new_face_overlap: float = 0.3,
         view_score: float = VIEW_SCORE,
         replace_margin: float = 0.05,
+        probe: Detector | None = None,
     ) -> None:
         if mode not in ("auto", "full", "off"):
             raise ValueError(f"orientation mode must be auto, full or off, not {mode!r}")
         self.detector = detector
+        self.probe = probe or detector
         self.angles = tuple(float(a) % 360.0 for a in angles)
         self.mode = mode
         self.max_side = max_side
@@ -242,7 +245,7 @@ class OrientationSearch:
             new = (
                 []
                 if full_everywhere
-                else self._new_faces(view, self._detect(pixels, self._probe_side(view, upright)), upright)
+                else self._new_faces(view, self._detect(pixels, self._probe_side(view, upright), self.probe), upright)
             )
             if full_everywhere or new:
                 new = self._new_faces(view, self._detect(pixels, self.max_side), upright) or new
@@ -299,14 +302,16 @@ class OrientationSearch:
                 new.append((face, mapped))
         return new
 
-    def _detect(self, view: np.ndarray, side: int | None) -> list[Face]:
-        """Return the faces in ``view`` searched with its longer side at most ``side``, in view coordinates."""
+    def _detect(self, view: np.ndarray, side: int | None, detector: Detector | None = None) -> list[Face]:
+        """Return the faces in ``view`` searched with its longer side at most ``side``, in view coordinates (by
+        ``detector``, default the search's own)."""
+        detector = detector or self.detector
         try:
             scale = 1.0 if side is None else min(1.0, side / max(view.shape[:2]))
             if scale == 1.0:
-                return self.detector.detect(view)
+                return detector.detect(view)
             small = cv2.resize(view, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            faces = self.detector.detect(small)
+            faces = detector.detect(small)
         except Exception as error:  # a failed view must not lose the upright faces
             log.warning("orientation search failed on a view: %s", error)
             return []

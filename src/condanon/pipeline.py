@@ -39,10 +39,10 @@ from .methods import (
     SyntheticOptions,
     method_options,
 )
-from .options import Checks, Detection
+from .options import ATTRIBUTE_READERS, Checks, Detection
 from .orientation import OrientationSearch, View
 from .runtime import preload_onnxruntime
-from .synthesis.backend import CheckedSynthesizer, LoopChecks
+from .synthesis.backend import CheckedSynthesizer, LoopChecks, Seen
 from .types import Attributes, Channels, Face, FaceReport, Result
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,10 @@ def _detector(name: str, score_threshold: float | None) -> Detector:
         raise ConfigError(f"detector {name!r} takes no score_threshold") from None
 
 
+def _threshold(score_threshold: float | None) -> dict[str, float]:
+    return {} if score_threshold is None else {"score_threshold": score_threshold}
+
+
 def _obscurer(options: MethodOptions) -> Obscurer:
     """Return the conventional method of ``options``."""
     values = dataclasses.asdict(options)
@@ -176,8 +180,9 @@ class Anonymizer:
             DeepPrivacy2's generator inpaint it (``condanon[dp2]`` and a checkpoint, docs/dp2.md); ``"auto"``
             is ``dp2`` where PyTorch and the checkpoint are installed, else ``synthetic`` (``self.method``
             says which).
-        preserve: attributes the method should keep; reported before and after for every face. The
-            synthetic methods check them on every candidate and fall back when none keeps them.
+        preserve: attributes the method should keep. The synthetic methods check them on every candidate
+            and fall back when none keeps them; their reports give them before and after. Blur, pixelate and
+            mask read no attributes unless ``checks`` asks (`Checks.attributes`).
         seed: makes every random choice reproducible (the same image and seed give the same output).
         detection: how faces are found (`condanon.options.Detection`: detector, score threshold,
             orientation search, faceness check).
@@ -210,10 +215,18 @@ class Anonymizer:
         self.fallback_options = fallback_options = _fallback(fallback)
         self.detector: Detector = _detector(detection.detector, detection.score_threshold)
         # Turned views are searched by YuNet alone: the recall nets of the ensembles are upright-only and slow.
-        self.orientation = OrientationSearch(_detector("yunet", detection.score_threshold), mode=detection.orientation)
+        # Its probes are one YuNet pass at the probe's size: the pyramid and tiles cost up to five times as much there.
+        probe = DETECTORS.create("yunet", pyramid=False, tiles=False, **_threshold(detection.score_threshold))
+        self.orientation = OrientationSearch(
+            _detector("yunet", detection.score_threshold), mode=detection.orientation, probe=probe
+        )
         self.faceness: FacenessCheck | None = FACENESS.create(detection.faceness) if detection.faceness else None
         self.landmarker = LANDMARKERS.create("dlib68")
-        self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in checks.attributes])
+        readers = checks.readers(isinstance(options, SynthesisOptions))
+        self.reads_attributes = bool(readers)
+        """Whether faces get attributes: synthesis methods always, blur, pixelate and mask only when asked."""
+        # the synthesis backends read their candidates with it, so it is never empty
+        self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in readers or ATTRIBUTE_READERS])
         self.embedder: Embedder = EMBEDDERS.create(checks.embedder)
         self.attacker: Embedder | None = EMBEDDERS.create(checks.attacker) if checks.attacker else None
         self.obscurer: Obscurer | None = None
@@ -241,14 +254,18 @@ class Anonymizer:
         """
         return [
             face if view is None else view.face_to_image(face)
-            for view, _, faces in self._find(bgr, timings)
+            for view, _, faces in self._find(bgr, timings, every_landmark=True)
             for face in faces
         ]
 
     def _find(
-        self, bgr: np.ndarray, timings: dict[str, float] | None = None
+        self, bgr: np.ndarray, timings: dict[str, float] | None = None, every_landmark: bool = False
     ) -> list[tuple[View | None, np.ndarray, list[Face]]]:
-        """Return ``(view, view pixels, faces in view coordinates)``: the upright image first, then turned views."""
+        """Return ``(view, view pixels, faces in view coordinates)``: the upright image first, then turned views.
+
+        The 68 landmarks are fitted to every face with ``every_landmark``, else only where the method needs them
+        (`_need_landmarks`).
+        """
         timings = {} if timings is None else timings
         start = time.perf_counter()
         upright = self.detector.detect(bgr)
@@ -267,18 +284,28 @@ class Anonymizer:
                 _add(timings, "faceness", start)
             start = time.perf_counter()
             try:
-                self.landmarker.landmarks(pixels, faces)
+                self.landmarker.landmarks(pixels, faces if every_landmark else self._need_landmarks(faces))
             except Exception as error:  # landmarks are helpful, not essential: carry on without them
                 log.warning("landmarks failed: %s", error)
             _add(timings, "landmarks", start)
-            start = time.perf_counter()
-            for face, attributes in zip(faces, self._attributes(pixels, faces)):
-                face.attributes = attributes
-            _add(timings, "attributes", start)
+            if self.reads_attributes:
+                start = time.perf_counter()
+                for face, attributes in zip(faces, self._attributes(pixels, faces)):
+                    face.attributes = attributes
+                _add(timings, "attributes", start)
         return groups
 
+    def _need_landmarks(self, faces: list[Face]) -> list[Face]:
+        """Return the faces that need the 68 landmarks: every face for a synthesis method (the new face is fitted to
+        them), else only those the detector gave no 5 landmarks, which the identity check and the attribute readers
+        align by."""
+        if self.synthesizer is not None:
+            return faces
+        return [face for face in faces if face.landmarks5 is None]
+
     def analyze(self, image: Any, channels: Channels = "bgr") -> list[Face]:
-        """Return the faces found in ``image`` with landmarks and attributes, without anonymising anything."""
+        """Return the faces found in ``image`` with landmarks and attributes (where this anonymizer reads them:
+        `reads_attributes`), without anonymising anything."""
         bgr, _, _ = as_bgr(image, channels)
         return self.find_faces(bgr)
 
@@ -333,19 +360,28 @@ class Anonymizer:
         output = (bgr if base is None else base).copy()
         reports = [FaceReport(index=i, face=f, method=self.method, verdict="anonymized") for i, f in enumerate(faces)]
         digest = zlib.crc32(np.ascontiguousarray(bgr[::16, ::16]).tobytes())
+        seen: dict[int, Seen] = {}
         for report in reports:
             report.attributes_before = report.face.attributes
-            self._apply(bgr, output, report, np.random.default_rng([self.seed, digest, report.index]))
+            read = self._apply(bgr, output, report, np.random.default_rng([self.seed, digest, report.index]))
+            if read is not None:
+                seen[report.index] = read
         if self.verify and faces:
             start = time.perf_counter()
-            self._verify(bgr, output, reports)
+            self._verify(bgr, output, reports, seen)
             _add(timings, "verify", start)
         return output, reports
 
-    def _apply(self, original: np.ndarray, output: np.ndarray, report: FaceReport, rng: np.random.Generator) -> None:
-        """Anonymise one face in ``output``; on any error, or no synthetic candidate passing, fall back and say why."""
+    def _apply(
+        self, original: np.ndarray, output: np.ndarray, report: FaceReport, rng: np.random.Generator
+    ) -> Seen | None:
+        """Anonymise one face in ``output``; on any error, or no synthetic candidate passing, fall back and say why.
+
+        Return what the kept synthetic candidate's check read (its pixels and vector), for the verification.
+        """
         start = time.perf_counter()
         face = report.face
+        seen = None
         try:
             if self.synthesizer is not None and face.uncertain:
                 self._fall_back(output, report, uncertain_failure(face.doubt))
@@ -359,6 +395,8 @@ class Anonymizer:
                 report.synthesis = outcome.to_dict()
                 if not outcome.passed:
                     self._fall_back(output, report, outcome.failure())
+                elif outcome.check is not None:
+                    seen = outcome.check.seen
             else:
                 assert self.obscurer is not None
                 self.obscurer.apply(output, report.face.box)
@@ -370,6 +408,7 @@ class Anonymizer:
                 output, report, Failure("error", f"{self.method} failed: {error}", {"error": type(error).__name__})
             )
         report.timings_ms["anonymize"] = _ms(start)
+        return seen
 
     def _fall_back(self, output: np.ndarray, report: FaceReport, failure: Failure) -> None:
         """Cover the face with the fallback method and record why."""
@@ -380,8 +419,13 @@ class Anonymizer:
         report.reason = failure.detail
         report.failure = failure
 
-    def _check_identity(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> np.ndarray | None:
-        """Set each report's identity checks from ``output``; return the in-loop vectors of the output faces."""
+    def _check_identity(
+        self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport], seen: dict[int, Seen] | None = None
+    ) -> np.ndarray | None:
+        """Set each report's identity checks from ``output``; return the in-loop vectors of the output faces.
+
+        A face in ``seen`` whose pixels the output still holds gets the in-loop vector its check read there.
+        """
         faces = [r.face for r in reports]
         for report in reports:
             report.identity = []
@@ -389,7 +433,8 @@ class Anonymizer:
         for embedder in [self.embedder] + ([self.attacker] if self.attacker else []):
             try:
                 before = embed_original(embedder, original, faces)
-                after = embedder.embed(output, faces)  # aligned at the original's place, as an attacker would
+                # aligned at the original's place, as an attacker would
+                after = self._embed_output(embedder, output, reports, seen if embedder is self.embedder else None)
             except Exception as error:
                 log.warning("identity check with %s failed: %s", embedder.name, error)
                 for report in reports:
@@ -403,6 +448,21 @@ class Anonymizer:
                 report.identity.append(judge(embedder, a, b, bar))
         return in_loop_after
 
+    def _embed_output(
+        self, embedder: Embedder, output: np.ndarray, reports: list[FaceReport], seen: dict[int, Seen] | None
+    ) -> np.ndarray:
+        """Return ``embedder``'s vectors of the output at each report's face: read once for all faces, except those
+        whose check already read exactly the pixels the output holds there."""
+        vectors: dict[int, np.ndarray] = {}
+        for position, report in enumerate(reports):
+            read = (seen or {}).get(report.index)
+            if read is not None and read.holds(output):
+                vectors[position] = read.vector
+        rest = [position for position in range(len(reports)) if position not in vectors]
+        for position, vector in zip(rest, embedder.embed(output, [reports[p].face for p in rest])):
+            vectors[position] = vector
+        return np.stack([vectors[p] for p in range(len(reports))]) if reports else embedder.embed(output, [])
+
     def identity_bar(self, embedder: Embedder, face: Face, synthesized: bool = True) -> float:
         """Return the similarity (or distance) from which ``embedder`` still calls ``face`` the person.
 
@@ -415,9 +475,16 @@ class Anonymizer:
             return embedder.threshold
         return identity_bar(embedder, None if face.attributes is None else face.attributes.age)
 
-    def _verify(self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport]) -> None:
-        """Check each output face against its original; a face the in-loop embedder still knows falls back."""
-        in_loop_after = self._check_identity(original, output, reports)
+    def _verify(
+        self, original: np.ndarray, output: np.ndarray, reports: list[FaceReport], seen: dict[int, Seen] | None = None
+    ) -> None:
+        """Check each output face against its original; a face the in-loop embedder still knows falls back.
+
+        ``seen``: what the kept candidates' checks read, by report index; where the output still holds those
+        pixels, their vector and final attribute reading are reused instead of read again.
+        """
+        seen = seen or {}
+        in_loop_after = self._check_identity(original, output, reports, seen)
         failed = []
         for report in reports:
             check = report.identity[0]
@@ -444,6 +511,8 @@ class Anonymizer:
                     in_loop_after[report.index] = vector
             else:
                 in_loop_after = None
+        if not self.reads_attributes:
+            return
         # Copies of the faces that carry the OUTPUT's vectors (in-loop and attacker, as measured on the
         # final pixels): estimates after anonymisation must never read the original's.
         name = self.embedder.name
@@ -456,7 +525,14 @@ class Anonymizer:
             )
             for i, r in enumerate(reports)
         ]
-        for report, attributes in zip(reports, self._attributes(output, after_faces)):
+        unread = []
+        for report, face in zip(reports, after_faces):
+            read = seen.get(report.index) if report.verdict != "fallback" else None
+            if read is not None and read.final is not None and read.holds(output):
+                report.attributes_after = read.final
+            else:
+                unread.append((report, face))
+        for (report, _), attributes in zip(unread, self._attributes(output, [face for _, face in unread])):
             report.attributes_after = attributes
 
     def anonymize_batch(self, images: Iterable[Any], channels: Channels = "bgr") -> Iterator[BatchItem]:

@@ -51,11 +51,11 @@ __all__ = [
 def analysis_video_anonymizer(seed: int = 0, attribute_every: int = ATTRIBUTE_EVERY) -> VideoAnonymizer:
     """Return the `VideoAnonymizer` an analysis-only run uses: blur (no output is kept), no identity checks."""
     from ..methods import BlurOptions
-    from ..options import Checks
+    from ..options import ATTRIBUTE_READERS, Checks
     from ..pipeline import Anonymizer
     from ..video import VideoAnonymizer
 
-    anonymizer = Anonymizer(BlurOptions(), seed=seed, checks=Checks(attacker=None, verify=False))
+    anonymizer = Anonymizer(BlurOptions(), seed=seed, checks=Checks(ATTRIBUTE_READERS, verify=False))
     return VideoAnonymizer(anonymizer, attribute_every=attribute_every, attacker_checks=False)
 
 

@@ -27,7 +27,19 @@ def _load() -> tuple[cv2.FaceDetectorYN, threading.Lock]:
 
 
 class YuNetDetector:
-    """Face boxes, scores and 5 landmarks from YuNet."""
+    """Face boxes, scores and 5 landmarks from YuNet.
+
+    Args:
+        score_threshold, nms_threshold: YuNet's own.
+        max_side: longer side of the pyramid's first level (then half and a quarter of it).
+        tile: side of the native-resolution tiles searched in images larger than ``max_side``.
+        pad_small, min_side: images up to ``pad_small`` px are padded, and enlarged to ``min_side``.
+        tiles: search the tiles at all.
+        pyramid: ``False``: one pass at the image's own size, no tiles (a cheap probe; an image as large as the
+            pyramid's first level costs the same, a larger one more).
+        tile_turns: each call searches one in this many of the tiles, the next ones on the next call (video: the
+            frames of a clip share the tiles, and the tracker carries a face between the calls that find it).
+    """
 
     name = "yunet"
 
@@ -40,6 +52,8 @@ class YuNetDetector:
         pad_small: int = 480,
         min_side: int = 160,
         tiles: bool = True,
+        pyramid: bool = True,
+        tile_turns: int = 1,
     ) -> None:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -48,6 +62,11 @@ class YuNetDetector:
         self.pad_small = pad_small
         self.min_side = min_side
         self.tiles = tiles
+        self.pyramid = pyramid
+        if tile_turns < 1:
+            raise ValueError("tile_turns must be at least 1")
+        self.tile_turns = tile_turns
+        self._turn = 0
 
     def _run(self, image: np.ndarray, scale: float, offset: tuple[float, float]) -> list[Face]:
         """Detect in ``image`` and map the faces back by ``/ scale`` and ``+ offset``."""
@@ -83,6 +102,8 @@ class YuNetDetector:
             if scale > 1.0:
                 padded = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
             faces = self._run(padded, scale, (-pad, -pad))
+        elif not self.pyramid:  # one pass at the image's own size (a cheap probe)
+            faces = self._run(image, 1.0, (0.0, 0.0))
         else:
             # A pyramid: YuNet misses faces much larger than ~300 px, so big faces are looked for in
             # smaller copies, and small faces in native-resolution tiles when the image is large.
@@ -105,11 +126,16 @@ class YuNetDetector:
         """Return faces found in overlapping native-resolution tiles (for small faces in big images)."""
         height, width = image.shape[:2]
         step = int(self.tile * 0.75)
+        corners = [
+            (x, y)
+            for y in range(0, max(1, height - self.tile + step), step)
+            for x in range(0, max(1, width - self.tile + step), step)
+        ]
+        turn, self._turn = self._turn, (self._turn + 1) % self.tile_turns
         faces = []
-        for y in range(0, max(1, height - self.tile + step), step):
-            for x in range(0, max(1, width - self.tile + step), step):
-                crop = image[y : y + self.tile, x : x + self.tile]
-                faces += self._run(np.ascontiguousarray(crop), 1.0, (float(x), float(y)))
+        for x, y in corners[turn :: self.tile_turns]:
+            crop = image[y : y + self.tile, x : x + self.tile]
+            faces += self._run(np.ascontiguousarray(crop), 1.0, (float(x), float(y)))
         return faces
 
 

@@ -25,7 +25,7 @@ from ..errors import CondanonError, ConfigError
 from ..identity import EMBEDDERS, embed_original, judge
 from ..imageio import read_image
 from ..methods import AUTO, MethodOptions, method_names, method_options
-from ..options import Checks
+from ..options import ATTRIBUTE_READERS, Checks
 from ..pipeline import Anonymizer, auto
 from .dataset import Dataset, Sample, load_dataset, subset
 from .realism import HeldOutReaders, Reading, grey_crop, measure, mirrored_in_place
@@ -114,8 +114,14 @@ class _Worker:
 
     def __init__(self, specs: list[MethodSpec], seed: int) -> None:
         self.specs = specs
-        self.base = Anonymizer("mask", seed=seed, checks=Checks(verify=False))
-        self.anonymizers = {s.label: Anonymizer(s.method_options(), seed=seed) for s in specs if s.method != "original"}
+        # every method reads the attributes here (blur, pixelate and mask only do when asked): their retention is
+        # what the evaluation measures; the held-out attacker is the evaluation's own
+        self.base = Anonymizer("mask", seed=seed, checks=Checks(ATTRIBUTE_READERS, verify=False))
+        self.anonymizers = {
+            s.label: Anonymizer(s.method_options(), seed=seed, checks=Checks(ATTRIBUTE_READERS))
+            for s in specs
+            if s.method != "original"
+        }
         self.embedders = {name: EMBEDDERS.create(name) for name in (IN_LOOP, HELD_OUT)}
         self.second = PaddedDetector(DETECTORS.create(SECOND_DETECTOR))  # same padding as YuNet gets
         self.readers = HeldOutReaders()

@@ -46,6 +46,25 @@ mirrored face a quarter of the time; so is a sex change of a face whose sex was 
 UNSURE = " (unsure before)"
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a check read: the composed crop (at ``crop_box`` of the output) and its in-loop vector there.
+
+    The final verification reuses the vector, and the final estimator's reading, for a face whose crop of the
+    output still holds exactly these pixels (no later face was drawn over it).
+    """
+
+    crop_box: tuple[int, int, int, int]
+    pixels: np.ndarray = field(repr=False)
+    vector: np.ndarray = field(repr=False)
+    final: Attributes | None = None
+
+    def holds(self, output: np.ndarray) -> bool:
+        """Return whether ``output`` still holds exactly the pixels this check read."""
+        x1, y1, x2, y2 = self.crop_box
+        return bool(np.array_equal(output[y1:y2, x1:x2], self.pixels))
+
+
 @dataclass
 class Check:
     """How one candidate fared: identity similarity and attribute readings on the composed pixels."""
@@ -58,6 +77,8 @@ class Check:
     """The pipeline's own estimator's reading (only for candidates that passed the fast checks)."""
     detected: bool | None = None
     identity_ok: bool = False
+    seen: Seen | None = field(default=None, repr=False)
+    """The pixels and in-loop vector this check read (for the final verification to reuse)."""
 
     @property
     def passed(self) -> bool:
@@ -391,6 +412,7 @@ class CheckedSynthesizer:
             check.failures += attribute_failures(before, after, self.preserve, self.age_tolerance)
         elif fast_age and check.failures:  # refused on other grounds: the fast age miss is said too
             check.failures += fast_age
+        check.seen = Seen(goal.crop_box, local, vector, check.final)
         return check
 
     def _detected(self, local: np.ndarray, face: Face) -> bool:

@@ -97,9 +97,12 @@ class VideoAnonymizer:
         detect_every: frames between detections (tracks carry the faces between them).
         detector: the detector for keyframes (default: YuNet's pyramid; ``None``: the anonymizer's).
         tiles: YuNet also searches native-resolution tiles of frames over 1280 px (small faces; slower).
+        tile_turns: each keyframe searches one in this many of the tiles, the next keyframe the next ones (a small
+            face is found within this many keyframes; the look-ahead covers the frames before it).
         backfill: frames before a track's first detection that are covered (the look-ahead; default 2 keyframes).
         max_gap: frames a track may go undetected and still be bridged (default half a second).
-        attribute_every: frames between attribute readings of one track.
+        attribute_every: frames between attribute readings of one track (where the anonymizer reads
+            attributes: `Anonymizer.reads_attributes`).
         recheck_every: frames between identity re-checks of one track's output (in-loop embedder).
         attributes: the estimators that read each track (fast ones: they share the in-loop identity
             vector; ``None``: the anonymizer's own). The synthetic method's final gate still uses the
@@ -133,6 +136,7 @@ class VideoAnonymizer:
         detect_every: int = 2,
         detector: str | None = "yunet",
         tiles: bool = True,
+        tile_turns: int = 2,
         backfill: int | None = None,
         max_gap: int | None = None,
         attribute_every: int = 50,
@@ -163,13 +167,14 @@ class VideoAnonymizer:
         if detector is not None:
             from ..detection import DETECTORS
 
-            options: dict[str, Any] = {"tiles": tiles} if detector == "yunet" else {}
+            options: dict[str, Any] = {"tiles": tiles, "tile_turns": tile_turns} if detector == "yunet" else {}
             if detector.startswith("yunet"):  # weak detections only continue tracks (ByteTrack's second pass)
                 options["score_threshold"] = WEAK_SCORE
             self.detector = DETECTORS.create(detector, **options)
         else:
             self.detector = self.anonymizer.detector
         self.detect_every = detect_every
+        self.tile_turns = tile_turns if detector == "yunet" and tiles else None
         self.backfill = backfill
         self.max_gap = max_gap
         self.attribute_every = attribute_every
@@ -206,6 +211,7 @@ class VideoAnonymizer:
             "seed": a.seed,
             "detect_every": self.detect_every,
             "detector": getattr(self.detector, "name", str(self.detector)),
+            "tile_turns": self.tile_turns,
             "backfill": self.backfill,
             "max_gap": self.max_gap,
             "recheck_every": self.recheck_every,
@@ -429,6 +435,8 @@ class _RunState:
         A whole face every ``attribute_every`` frames; one cut by the frame's edge (walking in or out) only
         while its track has no reading at all.
         """
+        if not self.a.reads_attributes:
+            return False
         track_id = _tracked(face)
         if not face.box.within(width, height):
             return not self.report.track(track_id, self.a.method).timeline
@@ -622,6 +630,8 @@ class _RunState:
         for placement in due:
             self._draw(drawn, placement, index)
         refused = [p for p in due if p.track not in self.failed and _refused(self._verify(image, drawn, p, index))]
+        if self.a.synthesizer is None:  # blur, pixelate, mask: no other identity to draw; the refusal stands
+            return
         for placement in refused:
             self._another_identity(image, drawn, placement, index)
 
@@ -700,9 +710,10 @@ class _RunState:
                 ),
             )
             return self.failed[placement.track]
-        readings = self.owner.read(drawn, [after_face])
-        if readings[0] is not None:
-            track.readings_after.append(readings[0])
+        if self.a.reads_attributes:
+            readings = self.owner.read(drawn, [after_face])
+            if readings[0] is not None:
+                track.readings_after.append(readings[0])
         return None
 
 

@@ -1,0 +1,131 @@
+"""Folder jobs on several processes of one machine: each worker builds its own `Anonymizer` once and anonymises
+whole image files.
+
+The models load once per worker (lazily, at its first image) and stay loaded for the job. Outputs are the
+same whatever the number of workers: every random choice is seeded by the seed and the image's own pixels,
+never by the order or the process that drew it. Each worker runs its native libraries (OpenCV, onnxruntime)
+on ``cores / workers`` threads, so that N workers do not fight over the cores. Workers are started with
+``spawn`` (a fresh interpreter: no model, lock or thread of the parent is inherited half-way).
+
+`anonymize_file` is the one-file job both the command line (one worker) and each pool worker run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CondanonError, ModelError, one_line, show_path
+from .imageio import Frames, metadata_of, read_frames, write_frames
+
+if TYPE_CHECKING:
+    from .pipeline import Anonymizer
+
+log = logging.getLogger(__name__)
+
+MEMORY_PER_WORKER = 1.5 * 2**30
+"""Peak resident memory of one worker with the synthetic method's models loaded (about 1.1 GiB measured, with room);
+the default number of workers is kept within the machine's available memory."""
+
+
+def default_workers() -> int:
+    """Return the number of workers a folder job uses by default: one per core the process may use, at most as many
+    as the available memory holds (`MEMORY_PER_WORKER` each), at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return max(1, cores)
+    return max(1, min(cores, int(available // MEMORY_PER_WORKER)))
+
+
+def anonymize_file(anonymizer: Anonymizer, path: Path, target: Path, keep_metadata: bool = False) -> dict[str, Any]:
+    """Anonymise every frame (or page) of the image at ``path`` into ``target`` (written whole or not at all); return
+    its report."""
+    frames = read_frames(path)
+    results = []
+    for image in frames.images:
+        result = anonymizer.anonymize(image)
+        result.source = str(path)
+        results.append(result)
+    metadata = metadata_of(path) if keep_metadata else None
+    if len(results) == 1:
+        write_frames(target, Frames([results[0].bgr], frames.format, alpha=frames.alpha), metadata)
+        report = results[0].to_dict()
+    else:
+        write_frames(target, Frames([r.bgr for r in results], frames.format, frames.durations, frames.loop), metadata)
+        report = results[0].to_dict()
+        report["frames"] = len(results)
+        report["faces"] = [face | {"frame": index} for index, r in enumerate(results) for face in r.to_dict()["faces"]]
+    log.info("%s -> %s (%d faces, %d frames)", path, target, len(report["faces"]), len(results))
+    return report
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one file's job came to, as the parent process reads it (exceptions do not cross processes whole)."""
+
+    report: dict[str, Any] | None = None
+    error: str | None = None
+    """One line: the input failed, the others go on."""
+    fatal: str | None = None
+    """One line: a broken model; the whole run stops (`ModelError`)."""
+
+
+_worker: dict[str, Any] = {}
+
+
+def _start(options: dict[str, Any], threads: int, level: int) -> None:
+    """Set up one worker process: its thread budget, its logging, its `Anonymizer` (models load at the first image)."""
+    import cv2
+
+    from .pipeline import Anonymizer
+    from .runtime import preload_onnxruntime
+
+    cv2.setNumThreads(threads)
+    logging.basicConfig(level=level, format="condanon: %(levelname)s: %(message)s")
+    preload_onnxruntime()
+    _worker["anonymizer"] = Anonymizer(**options)
+
+
+def _run(path: Path, target: Path, keep_metadata: bool) -> Outcome:
+    """Anonymise one file in a worker; say how it went in a form that crosses processes."""
+    try:
+        return Outcome(report=anonymize_file(_worker["anonymizer"], path, target, keep_metadata))
+    except ModelError as error:
+        return Outcome(fatal=one_line(error, whole=True))
+    except CondanonError as error:
+        return Outcome(error=str(error))
+    except Exception as error:  # one broken input must not end the batch
+        log.debug("%s failed", path, exc_info=True)
+        return Outcome(error=f"{show_path(path)}: {type(error).__name__}: {one_line(error)}")
+
+
+class WorkerPool:
+    """``workers`` processes, each with its own `Anonymizer` built from ``options`` (its keyword arguments)."""
+
+    def __init__(self, options: dict[str, Any], workers: int, keep_metadata: bool = False) -> None:
+        if workers < 2:
+            raise ValueError("a pool has two workers or more; run one in the process itself")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // workers)
+        self.keep_metadata = keep_metadata
+        self.executor = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start,
+            initargs=(options, threads, logging.getLogger().getEffectiveLevel()),
+        )
+
+    def submit(self, path: Path, target: Path) -> Future[Outcome]:
+        """Start anonymising ``path`` into ``target`` on a free worker."""
+        return self.executor.submit(_run, path, target, self.keep_metadata)
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the files under way (and, unless ``cancel``, the queued ones), then end the workers."""
+        self.executor.shutdown(wait=True, cancel_futures=cancel)
