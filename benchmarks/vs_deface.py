@@ -20,8 +20,8 @@ table sums the ``timings_ms`` of condanon's own report over the photos of the la
 with several workers the stages of different photos overlap in time, so they add up to more than the wall).
 Peak memory is the largest resident set of one process of a run (``ru_maxrss`` of ``wait4``: with workers,
 the largest of the main process and its workers). ``--long N`` adds an in-process run of the SDK over N
-images (the photos in turn, each scaled to 1280 px) and prints the resident memory every tenth of the way:
-it must not grow.
+images (the photos in turn, each scaled to ``--long-side`` px, 640 by default) and prints the resident
+memory every tenth of the way: it must not grow.
 
 deface needs opencv-python, which clashes with condanon's opencv-python-headless: install it in its own venv
 (see benchmarks/deface_peer.py); without it the deface columns are left out.
@@ -69,8 +69,9 @@ def timed(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
 def ours(
     inputs: Path, out: Path, method: str, workers: int | None, report: Path | None = None, quiet: bool = True
 ) -> list[str]:
-    """Return condanon's command line for ``inputs`` into ``out``."""
-    cmd = [sys.executable, "-m", "condanon", "anonymize", str(inputs), "-o", str(out), "--method", method]
+    """Return condanon's command line for ``inputs`` into ``out`` (``method``: a method name, then its options)."""
+    name, *extra = method.split()  # a method and its options: "blur --no-verify"
+    cmd = [sys.executable, "-m", "condanon", "anonymize", str(inputs), "-o", str(out), "--method", name, *extra]
     if quiet:
         cmd.append("-q")
     if report is not None:
@@ -153,8 +154,9 @@ def print_stages(by_method: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{s.get(name, 0.0):.0f}" for s in by_method.values()) + " |")
 
 
-def long_run(photos: list[Path], count: int) -> list[tuple[int, float]]:
-    """Anonymise ``count`` images in one process (the photos in turn, scaled to 1280 px); return (images, RSS MiB)."""
+def long_run(photos: list[Path], count: int, side: int) -> list[tuple[int, float]]:
+    """Anonymise ``count`` images in one process (the photos in turn, scaled to ``side`` px); return (images, RSS
+    MiB) every tenth of the way."""
     import cv2
 
     from condanon import Anonymizer
@@ -166,7 +168,7 @@ def long_run(photos: list[Path], count: int) -> list[tuple[int, float]]:
     images = []
     for path in photos:
         image = cv2.imread(str(path))
-        scale = min(1.0, 1280 / max(image.shape[:2]))
+        scale = min(1.0, side / max(image.shape[:2]))
         images.append(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     anonymizer = Anonymizer("blur")
     samples = []
@@ -183,11 +185,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photos", default=",".join(GROUP_PHOTOS), help="scene names (without .jpg), comma-separated")
     parser.add_argument("--clip", default="crowd.mp4", help="a clip of data/video")
     parser.add_argument("--no-clip", action="store_true")
-    parser.add_argument("--methods", default="blur,synthetic")
+    parser.add_argument(
+        "--methods",
+        default="blur,blur --no-verify --orientation off,synthetic",
+        help="comma-separated; a method may carry options (the second default row: blur without its checks)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, help="condanon's --workers (default: its own default)")
     parser.add_argument("--deface", help="the deface executable (default: $DEFACE, PATH, /tmp/venv_deface/bin/deface)")
     parser.add_argument("--long", type=int, default=0, help="also run the SDK over this many images, in one process")
+    parser.add_argument("--long-side", type=int, default=640, help="longer side of the long run's images")
     parser.add_argument("--out", type=Path, help="write every run as JSON")
     opts = parser.parse_args(argv)
     root = shared_root(opts.shared)
@@ -216,11 +223,11 @@ def main(argv: list[str] | None = None) -> None:
             assert exe is not None
             return timed(deface(exe, sorted(theirs_dir.iterdir())))
 
-        for method in methods:
-            report = work / f"{method}.json"
+        for number, method in enumerate(methods):
+            report = work / f"run{number}.json"
 
-            def run_ours_photos(method: str = method, report: Path = report) -> dict[str, Any]:
-                out = work / f"out_{method}"
+            def run_ours_photos(method: str = method, report: Path = report, number: int = number) -> dict[str, Any]:
+                out = work / f"out{number}"
                 shutil.rmtree(out, ignore_errors=True)  # a fresh job each time (no resumed files)
                 return timed(ours(folder, out, method, opts.workers, report))
 
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             stage_tables[method] = stages(report)
             rows.append(row)
         one = root / "data" / "scenes" / ONE_FACE
-        for method in methods:
+        for method in [m for m in methods if " " not in m]:  # the plain methods
             out = work / f"one_{method}.png"
             row = paired(
                 f"start-up: {ONE_FACE}, {method}",
@@ -252,8 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\nPer stage, condanon, summed over the photos of the last run:\n")
     print_stages(stage_tables)
     if opts.long:
-        samples = long_run(photos, opts.long)
-        print(f"\nResident memory over {opts.long} images in one process (blur, photos at 1280 px):\n")
+        samples = long_run(photos, opts.long, opts.long_side)
+        print(f"\nResident memory over {opts.long} images in one process (blur, photos at {opts.long_side} px):\n")
         print("| images | RSS MiB |")
         print("|---|---|")
         for count, mib in samples:

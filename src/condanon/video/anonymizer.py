@@ -41,7 +41,7 @@ from ..detection.base import overlap
 from ..errors import ModelError, VideoError
 from ..faceness import mark_doubtful
 from ..failures import Failure, small_failure, uncertain_failure
-from ..identity import embed_original, judge, unjudged
+from ..identity import EMBEDDERS, Embedder, embed_original, judge, unjudged
 from ..pipeline import MIN_SYNTHETIC_HEIGHT, Anonymizer
 from ..synthesis.backend import SynthesisIdentity
 from ..types import Face
@@ -54,6 +54,9 @@ from .tracking import FaceTracks, Placement
 
 log = logging.getLogger(__name__)
 
+VIDEO_ATTACKER = "dlib"
+"""The held-out recogniser a track's first keyframe is also checked with (``attacker_checks``): on crowd.mp4 (blur,
+every frame judged by SFace and dlib) tracks it masked cut the leaked faces (docs/speed.md)."""
 OVERLAP = 0.3
 """A face overlapping a stronger one this much (IoU or share of the smaller box) gets the fallback on that
 frame instead of a synthetic face: two synthetic faces drawn over each other cover neither, and YuNet
@@ -115,8 +118,9 @@ class VideoAnonymizer:
             its age (`condanon.identity.strangers`), which is strict already, so 0 by default (the
             keyframe's candidate was accepted 0.02 under it).
         smoothing: weight of the previous frame's landmarks in their exponential smoothing (0: none).
-        attacker_checks: also run the held-out attacker on each track's first check (dlib, ~170 ms a
-            track); `condanon evaluate` measures it on every frame.
+        attacker_checks: also check each track's first keyframe with the held-out recogniser (the anonymizer's
+            attacker, else `VIDEO_ATTACKER`) and mask (or draw again) a track it matches (dlib, ~100 ms a track;
+            in video it is a check, not a report option); `condanon evaluate` measures it on every frame.
         min_score: a keyframe detection this strong starts a track of its own (weaker ones, down to
             `WEAK_SCORE`, only continue tracks); lower than the image threshold (0.6): in video a face
             missed once is missed on many frames, and YuNet scores small or half-hidden faces 0.35-0.55.
@@ -136,7 +140,7 @@ class VideoAnonymizer:
         detect_every: int = 2,
         detector: str | None = "yunet",
         tiles: bool = True,
-        tile_turns: int = 2,
+        tile_turns: int = 1,
         backfill: int | None = None,
         max_gap: int | None = None,
         attribute_every: int = 50,
@@ -186,6 +190,11 @@ class VideoAnonymizer:
         else:
             self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
         self.attacker_checks = attacker_checks
+        # In video the held-out recogniser is a check, not a report: a track it matches on its first keyframe is
+        # masked (or drawn again). It runs once per track, whatever the image anonymizer's report option.
+        self.attacker: Embedder | None = (
+            (self.anonymizer.attacker or EMBEDDERS.create(VIDEO_ATTACKER)) if attacker_checks else None
+        )
         self.frame_landmarks = frame_landmarks
         if not 0.0 <= smoothing < 1.0:
             raise VideoError("smoothing must be in [0, 1)")
@@ -676,7 +685,7 @@ class _RunState:
         face = placement.face
         after_face = dataclasses.replace(face, embeddings={})
         embedders = [self.a.embedder] + (
-            [self.a.attacker] if self.a.attacker and self.owner.attacker_checks and first else []
+            [self.owner.attacker] if self.owner.attacker is not None and first else []
         )
         checks = []
         for embedder in embedders:
