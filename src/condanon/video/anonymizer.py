@@ -684,9 +684,7 @@ class _RunState:
         track = self.report.track(placement.track, self.a.method)
         face = placement.face
         after_face = dataclasses.replace(face, embeddings={})
-        embedders = [self.a.embedder] + (
-            [self.owner.attacker] if self.owner.attacker is not None and first else []
-        )
+        embedders = [self.a.embedder] + ([self.owner.attacker] if self.owner.attacker is not None and first else [])
         checks = []
         for embedder in embedders:
             try:
