@@ -299,3 +299,17 @@ def test_workers_give_the_same_outputs_and_reports_as_one(scenes, tmp_path):
 def test_workers_must_be_positive(scenes, tmp_path, capsys):
     code = main(["anonymize", str(scenes / "astronaut.jpg"), "-o", str(tmp_path / "o.png"), "--workers", "0"])
     assert code == 2 and "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_default_workers_follow_the_cores_and_the_memory(monkeypatch):
+    from condanon import workers
+
+    monkeypatch.setattr(workers, "_cores", lambda: 8)
+    monkeypatch.setattr(workers, "_available_memory", lambda: 64 * 2**30)
+    assert workers.default_workers() == 8
+    monkeypatch.setattr(workers, "_available_memory", lambda: int(3.5 * 2**30))  # room for two
+    assert workers.default_workers() == 2
+    monkeypatch.setattr(workers, "_available_memory", lambda: 2**29)  # not even one: one all the same
+    assert workers.default_workers() == 1
+    monkeypatch.setattr(workers, "_available_memory", lambda: None)
+    assert workers.default_workers() == 8

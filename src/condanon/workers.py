@@ -36,12 +36,32 @@ the default number of workers is kept within the machine's available memory."""
 def default_workers() -> int:
     """Return the number of workers a folder job uses by default: one per core the process may use, at most as many
     as the available memory holds (`MEMORY_PER_WORKER` each), at least one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return max(1, cores)
+    cores = _cores()
+    available = _available_memory()
+    if available is None:
+        return cores
     return max(1, min(cores, int(available // MEMORY_PER_WORKER)))
+
+
+def _cores() -> int:
+    """Return the cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _available_memory() -> int | None:
+    """Return the bytes of memory available to new processes (Linux's MemAvailable, which counts the page cache
+    that can be dropped; else the free pages), or None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def anonymize_file(anonymizer: Anonymizer, path: Path, target: Path, keep_metadata: bool = False) -> dict[str, Any]:
@@ -112,8 +132,7 @@ class WorkerPool:
     def __init__(self, options: dict[str, Any], workers: int, keep_metadata: bool = False) -> None:
         if workers < 2:
             raise ValueError("a pool has two workers or more; run one in the process itself")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, cores // workers)
+        threads = max(1, _cores() // workers)
         self.keep_metadata = keep_metadata
         self.executor = ProcessPoolExecutor(
             workers,
