@@ -78,13 +78,13 @@ class _NoBar:
         pass
 
 
-def _bar(total: int, quiet: bool, desc: str) -> Any:
+def _bar(total: int, quiet: bool, desc: str, unit: str = "file") -> Any:
     """Return a progress bar of ``total`` inputs on stderr (one that shows nothing when quiet or for one input)."""
     if quiet or total < 2:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
 
 
 def _workers(args: argparse.Namespace, images: int) -> int:
@@ -98,11 +98,14 @@ def _workers(args: argparse.Namespace, images: int) -> int:
 
 
 def _progress(items: list[Any], quiet: bool, desc: str) -> Any:
-    if quiet or len(items) < 2:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="img", file=sys.stderr)
+    """Yield ``items`` while a progress bar of them runs on stderr (`_bar`)."""
+    bar = _bar(len(items), quiet, desc, unit="img")
+    try:
+        for item in items:
+            yield item
+            bar.update()
+    finally:
+        bar.close()
 
 
 class _OneLine(logging.Formatter):

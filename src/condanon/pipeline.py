@@ -109,18 +109,15 @@ def _fallback(fallback: str | ObscureOptions) -> ObscureOptions:
     return options
 
 
-def _detector(name: str, score_threshold: float | None) -> Detector:
-    """Return detector ``name``, with ``score_threshold`` where given (a detector without one refuses it)."""
+def _detector(name: str, score_threshold: float | None, **options: Any) -> Detector:
+    """Return detector ``name`` with ``options``, and ``score_threshold`` where given (a detector without one
+    refuses it)."""
     if score_threshold is None:
-        return DETECTORS.create(name)
+        return DETECTORS.create(name, **options)
     try:
-        return DETECTORS.create(name, score_threshold=score_threshold)
+        return DETECTORS.create(name, score_threshold=score_threshold, **options)
     except TypeError:
         raise ConfigError(f"detector {name!r} takes no score_threshold") from None
-
-
-def _threshold(score_threshold: float | None) -> dict[str, float]:
-    return {} if score_threshold is None else {"score_threshold": score_threshold}
 
 
 def _obscurer(options: MethodOptions) -> Obscurer:
@@ -216,7 +213,7 @@ class Anonymizer:
         self.detector: Detector = _detector(detection.detector, detection.score_threshold)
         # Turned views are searched by YuNet alone: the recall nets of the ensembles are upright-only and slow.
         # Its probes are one YuNet pass at the probe's size: the pyramid and tiles cost up to five times as much there.
-        probe = DETECTORS.create("yunet", pyramid=False, tiles=False, **_threshold(detection.score_threshold))
+        probe = _detector("yunet", detection.score_threshold, pyramid=False, tiles=False)
         self.orientation = OrientationSearch(
             _detector("yunet", detection.score_threshold), mode=detection.orientation, probe=probe
         )
@@ -453,6 +450,8 @@ class Anonymizer:
     ) -> np.ndarray:
         """Return ``embedder``'s vectors of the output at each report's face: read once for all faces, except those
         whose check already read exactly the pixels the output holds there."""
+        if not reports:
+            return embedder.embed(output, [])
         vectors: dict[int, np.ndarray] = {}
         for position, report in enumerate(reports):
             read = (seen or {}).get(report.index)
@@ -461,7 +460,7 @@ class Anonymizer:
         rest = [position for position in range(len(reports)) if position not in vectors]
         for position, vector in zip(rest, embedder.embed(output, [reports[p].face for p in rest])):
             vectors[position] = vector
-        return np.stack([vectors[p] for p in range(len(reports))]) if reports else embedder.embed(output, [])
+        return np.stack([vectors[p] for p in range(len(reports))])
 
     def identity_bar(self, embedder: Embedder, face: Face, synthesized: bool = True) -> float:
         """Return the similarity (or distance) from which ``embedder`` still calls ``face`` the person.

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MEMORY_PER_WORKER = 1.5 * 2**30
-"""Peak resident memory of one worker with the synthetic method's models loaded (about 1.1 GiB measured, with room);
-the default number of workers is kept within the machine's available memory."""
+"""Resident memory allowed per worker when choosing how many to start: the synthetic method's worker peaked at 634 MiB
+on the shared group photos (docs/speed.md), and large photos need more; the default number of workers is kept
+within the machine's available memory."""
 
 
 def default_workers() -> int:
@@ -105,12 +106,10 @@ def _start(options: dict[str, Any], threads: int, level: int) -> None:
     import cv2
 
     from .pipeline import Anonymizer
-    from .runtime import preload_onnxruntime
 
     cv2.setNumThreads(threads)
     logging.basicConfig(level=level, format="condanon: %(levelname)s: %(message)s")
-    preload_onnxruntime()
-    _worker["anonymizer"] = Anonymizer(**options)
+    _worker["anonymizer"] = Anonymizer(**options)  # it imports onnxruntime safely first
 
 
 def _run(path: Path, target: Path, keep_metadata: bool) -> Outcome:

@@ -189,7 +189,6 @@ class VideoAnonymizer:
             self.estimator = self.anonymizer.estimator
         else:
             self.estimator = CombinedEstimator([ATTRIBUTE_ESTIMATORS.create(name) for name in attributes])
-        self.attacker_checks = attacker_checks
         # In video the held-out recogniser is a check, not a report: a track it matches on its first keyframe is
         # masked (or drawn again). It runs once per track, whatever the image anonymizer's report option.
         self.attacker: Embedder | None = (
