@@ -50,6 +50,10 @@ _FORMATS = {
 _BOMB = re.compile(r"\((\d+) pixels\)")
 
 
+class PixelLimitError(ImageError):
+    """An image with more pixels than the limit (it is refused from its header, before it is decoded)."""
+
+
 def _check_shape(shape: tuple[int, ...], what: str) -> None:
     if len(shape) < 2:
         raise ImageError(f"{what}: not an image (array of shape {shape})")
@@ -57,7 +61,7 @@ def _check_shape(shape: tuple[int, ...], what: str) -> None:
     if min(height, width) < MIN_SIDE:
         raise ImageError(f"{what}: image is {width}x{height} px, smaller than {MIN_SIDE} px on a side")
     if height * width > MAX_PIXELS:
-        raise ImageError(
+        raise PixelLimitError(
             f"{what}: image is {width}x{height} px ({height * width / 1e6:.0f} MP), over the "
             f"{MAX_PIXELS / 1e6:.0f} MP limit"
         )
@@ -183,26 +187,36 @@ def _alpha_of(image: Image.Image) -> np.ndarray | None:
     return None if alpha.size == 0 or int(alpha.min()) == 255 else np.ascontiguousarray(alpha)
 
 
-def _open(path: str | os.PathLike[str]) -> tuple[str, Image.Image]:
-    """Return the name and the opened (not decoded) image at ``path``, its size checked from the header."""
-    name = show_path(path)
+ImageSource = str | os.PathLike[str] | bytes
+"""A path, or an encoded image held in memory (an upload: it is never written to disk to be read)."""
+
+
+def _open(path: ImageSource, name: str | None = None) -> tuple[str, Image.Image]:
+    """Return the name and the opened (not decoded) image at ``path`` (or in its bytes), its size checked from the
+    header."""
+    if isinstance(path, bytes):
+        name = show_path(name or "upload")
+        opened: Any = io.BytesIO(path)
+    else:
+        name = show_path(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except OSError as error:
+            raise ImageError(f"{name}: cannot read: {error.strerror or one_line(error)}") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{name}: is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"{name}: not a regular file (a FIFO, socket or device is never read)")
+        opened = path
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except OSError as error:
-        raise ImageError(f"{name}: cannot read: {error.strerror or one_line(error)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageError(f"{name}: is a folder, not an image")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(f"{name}: not a regular file (a FIFO, socket or device is never read)")
-    try:
-        image = Image.open(path)
+        image = Image.open(opened)
     except Image.DecompressionBombError as error:
         found = _BOMB.search(str(error))
         pixels = int(found.group(1)) if found else None
         if pixels is not None and pixels > MAX_PIXELS:
-            raise ImageError(
+            raise PixelLimitError(
                 f"{name}: image is {pixels / 1e6:.0f} MP, over the {MAX_PIXELS / 1e6:.0f} MP limit"
             ) from None
         raise ImageError(f"{name}: refused by the host program's Pillow pixel limit ({one_line(error)})") from None
@@ -229,15 +243,19 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return frames.images[0]
 
 
-def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> Frames:
-    """Return every frame (or page) of the image at ``path``, each checked and decoded completely.
+def read_frames(
+    path: ImageSource, max_frames: int | None = None, name: str | None = None, max_pixels: int = MAX_PIXELS
+) -> Frames:
+    """Return every frame (or page) of the image at ``path`` (a path, or encoded bytes named ``name`` in errors), each
+    checked and decoded completely.
 
     More frames than ``max_frames`` raise `ImageError` (never a silent cut); so do more pixels in all
-    the frames together than `MAX_PIXELS`.
+    the frames together than ``max_pixels`` (at most `MAX_PIXELS`).
     """
+    max_pixels = min(max_pixels, MAX_PIXELS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        name, image = _open(path)
+        name, image = _open(path, name)
         with image:
             try:
                 count = int(getattr(image, "n_frames", 1) or 1)
@@ -250,10 +268,9 @@ def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> 
                         f"{name}: has {count} frames or pages; anonymise it with the condanon command, which writes "
                         "them all, or read each one with condanon.imageio.read_frames"
                     )
-                if count * width * height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{name}: {count} frames of {width}x{height} px, "
-                        f"over the {MAX_PIXELS / 1e6:.0f} MP limit in all"
+                if count * width * height > max_pixels:
+                    raise PixelLimitError(
+                        f"{name}: {count} frames of {width}x{height} px, over the {max_pixels / 1e6:g} MP limit in all"
                     )
                 frames = Frames([], image.format, loop=image.info.get("loop"))
                 for index in range(count):

@@ -65,25 +65,31 @@ def _available_memory() -> int | None:
         return None
 
 
-def anonymize_file(anonymizer: Anonymizer, path: Path, target: Path, keep_metadata: bool = False) -> dict[str, Any]:
-    """Anonymise every frame (or page) of the image at ``path`` into ``target`` (written whole or not at all); return
-    its report."""
-    frames = read_frames(path)
+def anonymize_frames(
+    anonymizer: Anonymizer, frames: Frames, source: str | None = None
+) -> tuple[Frames, dict[str, Any]]:
+    """Return every frame (or page) of ``frames`` anonymised, and one report for them all (faces carry their ``frame``
+    where there are several)."""
     results = []
     for image in frames.images:
         result = anonymizer.anonymize(image)
-        result.source = str(path)
+        result.source = source
         results.append(result)
-    metadata = metadata_of(path) if keep_metadata else None
+    report = results[0].to_dict()
     if len(results) == 1:
-        write_frames(target, Frames([results[0].bgr], frames.format, alpha=frames.alpha), metadata)
-        report = results[0].to_dict()
-    else:
-        write_frames(target, Frames([r.bgr for r in results], frames.format, frames.durations, frames.loop), metadata)
-        report = results[0].to_dict()
-        report["frames"] = len(results)
-        report["faces"] = [face | {"frame": index} for index, r in enumerate(results) for face in r.to_dict()["faces"]]
-    log.info("%s -> %s (%d faces, %d frames)", path, target, len(report["faces"]), len(results))
+        return Frames([results[0].bgr], frames.format, alpha=frames.alpha), report
+    report["frames"] = len(results)
+    report["faces"] = [face | {"frame": index} for index, r in enumerate(results) for face in r.to_dict()["faces"]]
+    return Frames([r.bgr for r in results], frames.format, frames.durations, frames.loop), report
+
+
+def anonymize_file(anonymizer: Anonymizer, path: Path, target: Path, keep_metadata: bool = False) -> dict[str, Any]:
+    """Anonymise every frame (or page) of the image at ``path`` into ``target`` (written whole or not at all); return
+    its report."""
+    frames, report = anonymize_frames(anonymizer, read_frames(path), str(path))
+    metadata = metadata_of(path) if keep_metadata else None
+    write_frames(target, frames, metadata)
+    log.info("%s -> %s (%d faces, %d frames)", path, target, len(report["faces"]), len(frames.images))
     return report
 
 
