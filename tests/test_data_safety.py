@@ -574,7 +574,7 @@ def test_video_summary_errors_fail_the_input_and_keep_the_output(tmp_path, capsy
     clip.write_bytes(b"stand-in bytes: the runner is replaced")
     out = tmp_path / "out"
 
-    def fake_run(args, videos, source, target, partial=None, analytics=None):
+    def fake_run(args, videos, source, target, partial=None, analytics=None, hook=None):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_bytes(b"what was decoded")
         return {"frames_written": 41, "tracks": [], "fps": 1.0, "errors": [f"{Path(source).name}: truncated: 41 of 72 frames decoded"]}

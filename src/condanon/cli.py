@@ -61,9 +61,14 @@ from .video.io import VIDEO_SUFFIXES, is_stream, is_video
 from .workers import Outcome, anonymize_file
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .options import Detection
     from .pipeline import Anonymizer
     from .video import EncodeOptions, VideoAnonymizer
+
+    Hook = Callable[[str, int, int | None], None]
+    """Hears of progress: ``("files", done, total)`` and ``("frames", done, total or None)``."""
 
 log = logging.getLogger("condanon.cli")
 
@@ -73,6 +78,21 @@ class _NoBar:
 
     def update(self, n: int = 1) -> None:
         pass
+
+    def close(self) -> None:
+        pass
+
+
+class _HookBar:
+    """A progress bar that tells a hook (the service's job runner) how many inputs are done."""
+
+    def __init__(self, total: int, hook: Hook) -> None:
+        self.total, self.done, self.hook = total, 0, hook
+        hook("files", 0, total)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.hook("files", self.done, self.total)
 
     def close(self) -> None:
         pass
@@ -320,11 +340,17 @@ def _run_video(
     target: Path | None,
     partial: Path | None = None,
     analytics: Path | None = None,
+    hook: Hook | None = None,
 ) -> dict[str, Any]:
     """Anonymise one video or stream into ``target``; write its track report and box CSV beside it, and the passenger
-    analytics into ``analytics`` when given; return the report.
+    analytics into ``analytics`` when given; return the report. ``hook`` hears of the frames done.
     """
     progress, bar = frame_progress(args, show_path(Path(source).name))
+    if hook is not None:
+
+        def progress(done: int, total: int | None) -> None:
+            hook("frames", done, total)
+
     try:
         report = videos.run(source, target, _encode_options(args), partial=partial, progress=progress)
     finally:
@@ -399,8 +425,11 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cmd_anonymize(args: argparse.Namespace) -> int:
+def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
     """Anonymise every input image, video or stream into the output folder (or file); return the exit status.
+
+    ``hook`` (the service's job runner) is told ``("files", done, total)`` as inputs finish and ``("frames", done,
+    total)`` as a video goes on, in place of the progress bars.
 
     A folder output is a resumable job: finished files are recorded in a small SQLite file there and
     skipped by the next run with the same options; outputs appear only complete (temporary name, then
@@ -499,7 +528,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         pool = WorkerPool(_options(args), workers, keep_metadata=args.keep_metadata)
         log.info("%d workers", workers)
     pending: dict[Future[Outcome], tuple[int, Path, Path]] = {}  # a pool's files under way, by their report's place
-    bar = _bar(len(plan), args.quiet, "anonymizing")
+    bar = _bar(len(plan), args.quiet, "anonymizing") if hook is None else _HookBar(len(plan), hook)
 
     def failed(path: Path, target: Path, message: str, at: int | None = None) -> None:
         nonlocal failures
@@ -559,7 +588,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
                         remove_stale_temps(target.parent, target.stem)
                         partial = partial_video_path(target)
                     analytics = _analytics_folder(args, str(path), several=videos_in_plan > 1)
-                    report = _run_video(args, videos, str(path), target, partial, analytics)
+                    report = _run_video(args, videos, str(path), target, partial, analytics, hook)
                     errors = _video_errors(report)
                     if errors:  # the output is written and kept; the input still failed
                         report["output"] = str(target)
@@ -993,6 +1022,10 @@ def build_parser() -> argparse.ArgumentParser:
     she.set_defaults(func=cmd_sheet)
 
     add_parser(sub)
+
+    from .cli_serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
 
     mod = sub.add_parser("models", help="list the models, their licenses, and check each file")
     mod.add_argument("--json", action="store_true")
