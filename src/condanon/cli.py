@@ -98,6 +98,12 @@ class _HookBar:
         pass
 
 
+def _progress_line(kind: str, done: int, total: int | None) -> None:
+    """Print one progress line for the process that runs this one (``--progress-lines``)."""
+    sys.stdout.write(json.dumps({"kind": kind, "done": done, "total": total}) + "\n")
+    sys.stdout.flush()
+
+
 def _bar(total: int, quiet: bool, desc: str, unit: str = "file") -> Any:
     """Return a progress bar of ``total`` inputs on stderr (one that shows nothing when quiet or for one input)."""
     if quiet or total < 2:
@@ -437,6 +443,8 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
     is: the output and report places must be writable, ``-o`` must not be an existing file for several
     inputs, and no two inputs may share an output name.
     """
+    if hook is None and getattr(args, "progress_lines", False):
+        hook = _progress_line
     out = Path(args.output)
     if len(args.inputs) == 1 and is_stream(args.inputs[0]):
         _check_report(args.report)
@@ -972,6 +980,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_analytics_options(anon.add_argument_group("passenger analytics (videos and streams)"), with_out=False)
     anon.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    # The service's job runner (condanon.serve.jobstore) reads progress from the job's stdout, one JSON line each.
+    anon.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
     anon.set_defaults(func=cmd_anonymize)
 
     ana = sub.add_parser("analyze", help="faces with age, sex and emotion; images are not changed")

@@ -237,7 +237,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 inputs = _spooled_inputs(form)
                 source = "upload" if inputs else "path"
             if source == "path":
-                inputs = _path_inputs(values.get("path", ""), root, caller, config.max_files)
+                inputs = _path_inputs(values.get("path", ""), root, config.max_files)
             elif values.get("path"):
                 raise ApiError(400, "give files or a path, not both")
             options = _job_options(values, config)
@@ -264,6 +264,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def delete_job(job_id: str, request: Request) -> Response:
         _job(store, job_id, request.state.caller)
         store.delete(job_id)
+        runner.cancel(job_id)
         return Response(status_code=204)
 
     @app.get("/v1/jobs/{job_id}/result", summary="The job's outputs and report as one zip file")
@@ -434,10 +435,8 @@ def _spooled_inputs(form: Any) -> list[str]:
     return inputs
 
 
-def _path_inputs(text: str, root: Path | None, caller: Caller, max_files: int) -> list[str]:
+def _path_inputs(text: str, root: Path | None, max_files: int) -> list[str]:
     """Return a server-side path job's input, checked to lie inside the root (every file under it too)."""
-    from ..cli import list_media
-
     if root is None:
         raise ApiError(403, "server-side paths are off (the server has no --root)")
     if not text.strip():
@@ -465,6 +464,14 @@ def _inside(root: Path, name: str) -> Path | None:
     return resolved if resolved == root or resolved.is_relative_to(root.resolve()) else None
 
 
+def list_media(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """Return the images and videos of ``inputs`` as a job would walk them (hidden files left out)."""
+    from ..imageio import IMAGE_SUFFIXES, list_images
+    from ..video.io import VIDEO_SUFFIXES
+
+    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True)
+
+
 def _covers(item: Path, path: Path) -> bool:
     return path == item or path.is_relative_to(item)
 
@@ -490,7 +497,6 @@ def _job_options(values: dict[str, str], config: ServeConfig) -> dict[str, Any]:
 
 def _check_videos(inputs: list[str], max_seconds: float) -> None:
     """Refuse (413) a job with a video longer than the limit, and (415) one that does not open."""
-    from ..cli import list_media
     from ..video.io import is_video
 
     for path, _ in list_media(inputs):

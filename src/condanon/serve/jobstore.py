@@ -16,6 +16,8 @@ import os
 import secrets
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -52,10 +54,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 _COLUMNS = "id, owner, status, source, inputs, options, created, started, finished, expires, done, total, frames, "
 _COLUMNS += "frames_total, error, summary"
-
-
-class JobCancelled(BaseException):
-    """Raised inside a running job (from its progress hook) when the job was deleted."""
 
 
 @dataclass
@@ -276,7 +274,9 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
 
 
 class JobRunner:
-    """A background thread that runs queued jobs one after another, and deletes results past their lifetime."""
+    """A background thread that runs queued jobs one after another, each as a ``condanon anonymize`` process of its
+    own (its models load there and go with it; a job deleted or a server stopped ends it at once), and deletes
+    results past their lifetime."""
 
     def __init__(self, store: JobStore, poll: float = 1.0) -> None:
         self.store = store
@@ -284,7 +284,8 @@ class JobRunner:
         root = store.config.root
         self.roots = [] if root is None else [(Path(root).resolve(), "")]
         self._stop = threading.Event()
-        self.current: str | None = None
+        self._lock = threading.Lock()
+        self._current: tuple[str, subprocess.Popen[str]] | None = None
         self._thread = threading.Thread(target=self._loop, name="condanon-jobs", daemon=True)
 
     def start(self) -> None:
@@ -292,11 +293,23 @@ class JobRunner:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the job's current file (the job stays running in the registry and resumes at the next start)."""
+        """Stop now: the running job's process ends (the job stays running in the registry and resumes at the next
+        start, skipping the files it finished)."""
         self._stop.set()
         self.store.wake.set()
+        self._end_process()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def cancel(self, job_id: str) -> None:
+        """End the process of ``job_id`` if it is the one running (its record is already deleted)."""
+        self._end_process(job_id)
+
+    def _end_process(self, job_id: str | None = None) -> None:
+        with self._lock:
+            current = self._current
+        if current is not None and (job_id is None or current[0] == job_id) and current[1].poll() is None:
+            current[1].terminate()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -310,52 +323,73 @@ class JobRunner:
                 self.store.wake.wait(self.poll)
                 self.store.wake.clear()
                 continue
-            self.current = record.id
             try:
                 self.run(record)
-            finally:
-                self.current = None
+            except Exception as error:  # a fault here must not end the runner: the job fails with one line
+                log.exception("job %s failed", record.id)
+                self.store.end(record.id, "failed", f"{type(error).__name__}: {one_line(error)}")
 
     def run(self, record: JobRecord) -> None:
-        """Run one job through to its end (or until the server stops)."""
-        from ..cli import build_parser, cmd_anonymize
-
+        """Run one job through to its end (or until it is deleted or the server stops)."""
         store = self.store
+        if record.source == "upload" and not all(Path(name).is_file() for name in record.inputs):
+            store.end(
+                record.id,
+                "failed",
+                "its uploaded files are gone (a spool in memory does not outlive the machine); upload them again",
+            )
+            return
         results = store.results(record.id)
-        out = results / "out"
         results.mkdir(parents=True, exist_ok=True, mode=0o700)
-        argv = ["anonymize", "-o", str(out), "--report", str(results / "report.json"), "--quiet", "--workers", "1"]
+        argv = [sys.executable, "-m", "condanon", "anonymize", "-o", str(results / "out")]
+        argv += ["--report", str(results / "report.json"), "--quiet", "--progress-lines", "--workers", "1"]
         argv += [*job_arguments(record.options, results), "--", *record.inputs]  # no input name is read as an option
-
-        def hook(kind: str, done: int, total: int | None) -> None:
-            if self._stop.is_set():
-                raise JobCancelled("the server is stopping")
-            if store.status(record.id) != "running":
-                raise JobCancelled("the job was deleted")
-            store.progress(record.id, kind, done, total)
-
         log.info("job %s: %d input(s) started", record.id, len(record.inputs))
-        try:
-            status = cmd_anonymize(build_parser().parse_args(argv), hook)
-        except JobCancelled as why:
-            log.info("job %s: stopped (%s)", record.id, why)
-            if store.status(record.id) is None:  # deleted while its last file was written: nothing of it stays
-                shutil.rmtree(results, ignore_errors=True)
+        with open(results / ".job.log", "a") as errors:  # one-line errors of the job's inputs (names, no pixels)
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True)
+            with self._lock:
+                self._current = (record.id, process)
+            try:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    _progress(store, record.id, line)
+                status = process.wait()
+            finally:
+                with self._lock:
+                    self._current = None
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        if store.status(record.id) is None:  # deleted while it ran: nothing of it stays
+            shutil.rmtree(results, ignore_errors=True)
             return
-        except SystemExit:  # the job's options did not parse (they were checked when it was queued)
-            store.end(record.id, "failed", "the job's options were refused")
+        if self._stop.is_set():
+            log.info("job %s: stopped with the server; it resumes at the next start", record.id)
             return
-        except CondanonError as error:
-            store.end(record.id, "failed", str(error))
-            return
-        except Exception as error:  # a bug must not take the runner down: the job fails with one line
-            log.exception("job %s failed", record.id)
-            store.end(record.id, "failed", f"{type(error).__name__}: {one_line(error)}")
+        if status not in (0, 1):  # 1: some inputs failed, which the report says; 2: a configuration fault
+            last = _last_line(results / ".job.log")
+            store.end(record.id, "failed", last or f"the job's process ended with status {status}")
             return
         _hide_server_paths(results, [(store.spooled(record.id), ""), (results, ""), *self.roots])
         summary = _summary(results / "report.json", status)
         store.end(record.id, "done", None, summary)
         log.info("job %s: done (%s)", record.id, summary)
+
+
+def _progress(store: JobStore, job_id: str, line: str) -> None:
+    try:
+        update = json.loads(line)
+        store.progress(job_id, str(update["kind"]), int(update["done"]), update.get("total"))
+    except (ValueError, KeyError, TypeError):
+        log.debug("job %s: not a progress line: %.200s", job_id, line)
+
+
+def _last_line(path: Path) -> str | None:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    return lines[-1].removeprefix("condanon: error: ") if lines else None
 
 
 def job_arguments(options: dict[str, Any], results: Path) -> list[str]:
