@@ -534,3 +534,31 @@ def test_a_worker_process_that_dies_costs_one_request_not_the_server(serve: Any,
     if 500 in codes:
         assert "restarted" in _one_line_error(answers[codes.index(500)], 500)
     assert victim not in client.app.state.engine._executor._processes  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@pytest.mark.video
+def test_deleting_a_running_job_stops_it_and_leaves_nothing(serve: Any, data: Path, tmp_path: Path) -> None:
+    client = serve()
+    job_id = _upload_job(client, [data / "video" / "face_noface.mov"], method="blur").json()["id"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()["progress"]["frames_done"] < 2:
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.1)
+    assert client.delete(f"/v1/jobs/{job_id}", headers=AUTH).status_code == 204
+    deadline = time.monotonic() + 30
+    while _files_under(tmp_path / "state" / "results") or client.app.state.runner._current:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the job's process went on"
+        time.sleep(0.1)
+    assert _files_under(tmp_path / "spool") == []
+    _one_line_error(client.get(f"/v1/jobs/{job_id}", headers=AUTH), 404)
+
+
+def test_a_job_whose_uploads_are_gone_fails_in_one_line(serve: Any, data: Path, tmp_path: Path) -> None:
+    first = serve(run_jobs=False)
+    job_id = _upload_job(first, [data / "scenes" / "couple.jpg"], method="blur").json()["id"]
+    serve.stop(first)
+    for spooled in (tmp_path / "spool").rglob("*.jpg"):  # as after a reboot, with the spool in memory
+        spooled.unlink()
+    job = _wait(serve(), job_id)
+    assert job["status"] == "failed" and "upload them again" in job["error"] and "\n" not in job["error"]
