@@ -17,7 +17,9 @@ from condanon.video import VideoAnonymizer
 pytestmark = [pytest.mark.video, pytest.mark.slow]  # 35-95 s a clip and method
 
 
-@pytest.mark.parametrize("method", ["blur", "mask", "synthetic"])
+# Mask is not run here: it covers the very regions blur covers (same detection and tracking), with solid colour, so
+# a clip without a blurred leak has no masked one; that keeps CI's time (each run costs 35-90 s).
+@pytest.mark.parametrize("method", ["blur", "synthetic"])
 @pytest.mark.parametrize("name, faces", [("single_face.mp4", 72), ("face_noface.mov", 60)])
 def test_no_frame_leaks(data: Path, tmp_path: Path, method: str, name: str, faces: int) -> None:
     source = data / "video" / name
