@@ -57,7 +57,7 @@ from .imageio import (
 from .methods import FALLBACKS, cli_options, method_names
 from .options import DEFAULT_DETECTOR, DEFAULT_FACENESS
 from .runtime import preload_onnxruntime
-from .video.io import VIDEO_SUFFIXES, is_stream, is_video
+from .video.io import VIDEO_SUFFIXES, is_stream, is_video, list_media
 from .workers import Outcome, anonymize_file
 
 if TYPE_CHECKING:
@@ -200,17 +200,6 @@ def _output_path(out: Path, relative: Path, single_file_target: bool) -> Path:
     if target.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
         target = target.with_name(target.name + ".png")  # the source suffix stays: x.jfif and x.png stay apart
     return target
-
-
-def list_media(
-    inputs: list[str], exclude: list[Path] | None = None, errors: list[str] | None = None
-) -> list[tuple[Path, Path]]:
-    """Return ``(file, relative_name)`` for every input file and every image or video under input folders.
-
-    Hidden files are left out of folders (they include the temporary outputs of an interrupted job),
-    and so are the folders in ``exclude`` (the output folder, when it lies inside an input folder).
-    """
-    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True, exclude=exclude, errors=errors)
 
 
 def _claims(target: Path, video: bool) -> list[Path]:

@@ -6,9 +6,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CondanonError
+
+if TYPE_CHECKING:
+    from .serve.config import ServeConfig
 
 log = logging.getLogger("condanon.cli")
 
@@ -53,7 +56,7 @@ def add_parser(sub: Any) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
-def config_of(args: argparse.Namespace) -> Any:
+def config_of(args: argparse.Namespace) -> ServeConfig:
     """Return the `ServeConfig` of the command line and the key environment variables."""
     from .serve.config import MiB, ServeConfig, keys_from_env, read_key_file
     from .workers import default_workers
@@ -94,10 +97,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise CondanonError(MISSING) from None
     config = config_of(args)
-    from .methods import AUTO, method_names
-
-    if config.method not in (AUTO, *method_names()):
-        raise CondanonError(f"--method {config.method}: not one of {', '.join((AUTO, *method_names()))}")
     app = create_app(config)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(

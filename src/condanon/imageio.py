@@ -47,6 +47,16 @@ _FORMATS = {
     ".tiff": "TIFF",
     ".gif": "GIF",
 }
+
+
+def suffix_of_format(image_format: str | None) -> str:
+    """Return the suffix condanon writes a Pillow format under (``JPEG`` and a camera's ``MPO``: ``.jpg``); ``.png``
+    for a format it does not write."""
+    if image_format == "MPO":
+        image_format = "JPEG"
+    return next((suffix for suffix, kind in _FORMATS.items() if kind == image_format), ".png")
+
+
 _BOMB = re.compile(r"\((\d+) pixels\)")
 
 

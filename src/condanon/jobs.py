@@ -88,29 +88,8 @@ class Job:
             raise
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)  # autocommit
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                db.execute(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise CondanonError(
-                    f"{show_path(self.path)} has job format {version}, this condanon reads {SCHEMA_VERSION}; "
-                    "delete it to start over"
-                )
-            db.execute(_PARTIALS)  # added within format 1: older files get it here
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise CondanonError(
-                f"{show_path(self.path)} is not a readable condanon job file ({exc}); delete it to start over"
-            ) from exc
-        except BaseException:
-            db.close()
-            raise
-        return db
+        # the partials table was added within format 1: older files get it here
+        return open_database(self.path, _SCHEMA, SCHEMA_VERSION, _PARTIALS)
 
     def needs(self, source: Path, target: Path) -> bool:
         """Return True unless ``source`` was done with these settings into ``target`` and is unchanged since."""
@@ -229,6 +208,37 @@ class Job:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def open_database(path: Path, schema: str, version: int, *more: str) -> sqlite3.Connection:
+    """Open (or create) a condanon state file: autocommit, write-ahead log, ``schema`` made at format ``version``
+    and ``more`` statements run at every opening; usable from any thread (callers hold their own lock).
+
+    Raises `CondanonError` naming the file when it is of another format or not a readable database.
+    """
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        if found == 0:
+            db.execute(schema)
+            db.execute(f"PRAGMA user_version={version}")
+        elif found != version:
+            raise CondanonError(
+                f"{show_path(path)} has job format {found}, this condanon reads {version}; delete it to start over"
+            )
+        for statement in more:
+            db.execute(statement)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise CondanonError(
+            f"{show_path(path)} is not a readable condanon job file ({exc}); delete it to start over"
+        ) from exc
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def partial_path(target: Path) -> Path:

@@ -107,14 +107,24 @@ class Outcome:
 _worker: dict[str, Any] = {}
 
 
-def _start(options: dict[str, Any], threads: int, level: int) -> None:
-    """Set up one worker process: its thread budget, its logging, its `Anonymizer` (models load at the first image)."""
-    import cv2
+def worker_threads(workers: int) -> int:
+    """Return the native threads each of ``workers`` worker processes gets: its share of the cores, at least one."""
+    return max(1, _cores() // workers)
 
-    from .pipeline import Anonymizer
+
+def set_up_worker(threads: int, level: int) -> None:
+    """Set up a spawned worker process: OpenCV's thread budget and the parent's logging level."""
+    import cv2
 
     cv2.setNumThreads(threads)
     logging.basicConfig(level=level, format="condanon: %(levelname)s: %(message)s")
+
+
+def _start(options: dict[str, Any], threads: int, level: int) -> None:
+    """Set up one worker process: its thread budget, its logging, its `Anonymizer` (models load at the first image)."""
+    from .pipeline import Anonymizer
+
+    set_up_worker(threads, level)
     _worker["anonymizer"] = Anonymizer(**options)  # it imports onnxruntime safely first
 
 
@@ -137,7 +147,7 @@ class WorkerPool:
     def __init__(self, options: dict[str, Any], workers: int, keep_metadata: bool = False) -> None:
         if workers < 2:
             raise ValueError("a pool has two workers or more; run one in the process itself")
-        threads = max(1, _cores() // workers)
+        threads = worker_threads(workers)
         self.keep_metadata = keep_metadata
         self.executor = ProcessPoolExecutor(
             workers,

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import CondanonError, ImageError, ModelError, show_path
+from ..imageio import Frames
 from .auth import Caller, KeyRing
 from .config import ServeConfig
 from .engine import Engine, RequestOptions, anonymizer_for, flag
@@ -43,8 +44,6 @@ from .uploads import SUFFIX_OF_TYPE, check_type, read_form, safe_name
 
 log = logging.getLogger(__name__)
 
-_SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "TIFF": ".tif"}
-_SUFFIX_OF_FORMAT |= {"BMP": ".bmp"}
 _MEDIA_OF_SUFFIX = {suffix: media for media, suffix in SUFFIX_OF_TYPE.items()}
 JOB_UPLOADS = 2
 """Job uploads read at once (each may be up to the job upload limit); the next gets 503."""
@@ -337,7 +336,7 @@ def _one_image(form: Any, request: Request) -> tuple[bytes, str, dict[str, str]]
     return bytes(part.data), name, values
 
 
-def _decode(data: bytes, name: str, max_pixels: int) -> Any:
+def _decode(data: bytes, name: str, max_pixels: int) -> Frames:
     from ..imageio import PixelLimitError, read_frames
 
     try:
@@ -352,7 +351,7 @@ def _anonymize_image(
     options: RequestOptions, data: bytes, name: str, max_pixels: int
 ) -> tuple[bytes, str, dict[str, Any]]:
     """Anonymise an uploaded image in memory; return its encoding in the input's format, the media type, the report."""
-    from ..imageio import encode_frames
+    from ..imageio import encode_frames, suffix_of_format
     from ..workers import anonymize_frames
 
     frames = _decode(data, name, max_pixels)
@@ -362,7 +361,7 @@ def _anonymize_image(
         raise ApiError(500, str(error)) from None
     except CondanonError as error:
         raise ApiError(422, str(error)) from None
-    suffix = _SUFFIX_OF_FORMAT.get(frames.format or "", ".png")
+    suffix = suffix_of_format(frames.format)
     return encode_frames(out, suffix), _MEDIA_OF_SUFFIX[suffix], report
 
 
@@ -399,8 +398,6 @@ def _ended(store: JobStore, job_id: str, caller: Caller, finished: bool = True) 
         raise ApiError(410, "the job's results have expired and were deleted")
     if finished and record.status in ("queued", "running"):
         raise ApiError(409, f"the job is {record.status}; its result comes when it is done")
-    if record.status == "cancelled":
-        raise ApiError(410, "the job was cancelled")
     return record
 
 
@@ -437,6 +434,8 @@ def _spooled_inputs(form: Any) -> list[str]:
 
 def _path_inputs(text: str, root: Path | None, max_files: int) -> list[str]:
     """Return a server-side path job's input, checked to lie inside the root (every file under it too)."""
+    from ..video.io import list_media
+
     if root is None:
         raise ApiError(403, "server-side paths are off (the server has no --root)")
     if not text.strip():
@@ -464,14 +463,6 @@ def _inside(root: Path, name: str) -> Path | None:
     return resolved if resolved == root or resolved.is_relative_to(root.resolve()) else None
 
 
-def list_media(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """Return the images and videos of ``inputs`` as a job would walk them (hidden files left out)."""
-    from ..imageio import IMAGE_SUFFIXES, list_images
-    from ..video.io import VIDEO_SUFFIXES
-
-    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True)
-
-
 def _covers(item: Path, path: Path) -> bool:
     return path == item or path.is_relative_to(item)
 
@@ -497,7 +488,7 @@ def _job_options(values: dict[str, str], config: ServeConfig) -> dict[str, Any]:
 
 def _check_videos(inputs: list[str], max_seconds: float) -> None:
     """Refuse (413) a job with a video longer than the limit, and (415) one that does not open."""
-    from ..video.io import is_video
+    from ..video.io import is_video, list_media
 
     for path, _ in list_media(inputs):
         if not is_video(path):

@@ -92,6 +92,10 @@ class ServeConfig:
                 "no API key: set CONDANON_API_KEYS (comma-separated) or --key-file FILE, or run with --no-auth "
                 "on a trusted network"
             )
+        from ..methods import AUTO, method_names
+
+        if self.method not in (AUTO, *method_names()):
+            raise ConfigError(f"method {self.method}: not one of {', '.join((AUTO, *method_names()))}")
         if self.root is not None and not Path(self.root).is_dir():
             raise ConfigError(f"--root {show_path(self.root)}: not a folder")
 

@@ -133,14 +133,11 @@ def warm_up(options: RequestOptions) -> int:
 
 
 def _start_worker(options: RequestOptions, threads: int, level: int) -> None:
-    """Set up one worker process: its share of the cores, its logging, its models."""
-    import cv2
+    """Set up one worker process: its share of the cores, its logging, its models (the `Anonymizer` that `warm_up`
+    builds imports onnxruntime safely first)."""
+    from ..workers import set_up_worker
 
-    from ..runtime import preload_onnxruntime
-
-    cv2.setNumThreads(threads)
-    logging.basicConfig(level=level, format="condanon: %(levelname)s: %(message)s")
-    preload_onnxruntime()
+    set_up_worker(threads, level)
     warm_up(options)
 
 
@@ -193,12 +190,13 @@ class Engine:
     def _new_executor(self) -> Executor:
         if not self.processes:
             return ThreadPoolExecutor(self.workers, thread_name_prefix="condanon-serve")
-        cores = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        from ..workers import worker_threads
+
         return ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.options, max(1, cores // self.workers), logging.getLogger().getEffectiveLevel()),
+            initargs=(self.options, worker_threads(self.workers), logging.getLogger().getEffectiveLevel()),
         )
 
     def retry_after(self) -> int:

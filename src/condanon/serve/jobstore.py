@@ -24,19 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CondanonError, one_line
+from ..errors import one_line
+from ..jobs import open_database
 from .config import ServeConfig
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-ACTIVE = ("queued", "running")
-ENDED = ("done", "failed", "cancelled")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id       TEXT PRIMARY KEY,
     owner    TEXT NOT NULL,
-    status   TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'expired')),
+    status   TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'expired')),
     source   TEXT NOT NULL CHECK (source IN ('upload', 'path')),
     inputs   TEXT NOT NULL,
     options  TEXT NOT NULL,
@@ -125,14 +124,7 @@ class JobStore:
         for folder in (self.state, self.state / "results", self.spool):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.state / "jobs.sqlite", isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._db.execute(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
-            raise CondanonError(f"{self.state / 'jobs.sqlite'} has job format {version}; this condanon reads 1")
+        self._db = open_database(self.state / "jobs.sqlite", _SCHEMA, SCHEMA_VERSION)
         self.wake = threading.Event()
 
     # -- paths -----------------------------------------------------------------------------------
@@ -227,7 +219,7 @@ class JobStore:
         return None if row is None else str(row[0])
 
     def delete(self, job_id: str) -> None:
-        """Forget a job: its spooled inputs and results are deleted (a running job stops after its current file)."""
+        """Forget a job: its spooled inputs and results are deleted (`JobRunner.cancel` ends its process if it runs)."""
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         self._drop_spool(job_id, force=True)
@@ -247,7 +239,7 @@ class JobStore:
         now = time.time() if now is None else now
         with self._lock:
             rows = self._db.execute(
-                "SELECT id FROM jobs WHERE status IN ('done', 'failed', 'cancelled') AND expires < ?", (now,)
+                "SELECT id FROM jobs WHERE status IN ('done', 'failed') AND expires < ?", (now,)
             ).fetchall()
             for (job_id,) in rows:
                 self._db.execute("UPDATE jobs SET status = 'expired' WHERE id = ?", (job_id,))
@@ -282,7 +274,7 @@ class JobRunner:
         self.store = store
         self.poll = poll
         root = store.config.root
-        self.roots = [] if root is None else [(Path(root).resolve(), "")]
+        self.root = None if root is None else Path(root).resolve()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._current: tuple[str, subprocess.Popen[str]] | None = None
@@ -370,7 +362,7 @@ class JobRunner:
             last = _last_line(results / ".job.log")
             store.end(record.id, "failed", last or f"the job's process ended with status {status}")
             return
-        _hide_server_paths(results, [(store.spooled(record.id), ""), (results, ""), *self.roots])
+        _hide_server_paths(results, [store.spooled(record.id), results, *([self.root] if self.root else [])])
         summary = _summary(results / "report.json", status)
         store.end(record.id, "done", None, summary)
         log.info("job %s: done (%s)", record.id, summary)
@@ -417,7 +409,7 @@ def _summary(report: Path, status: int) -> dict[str, Any]:
     return {key: data.get(key) for key in keys} | {"errors": errors[:50], "exit_status": status}
 
 
-def _hide_server_paths(results: Path, prefixes: list[tuple[Path, str]]) -> None:
+def _hide_server_paths(results: Path, folders: list[Path]) -> None:
     """Rewrite the result's reports so that they name files relative to the job (``out/x.jpg``, ``x.jpg``), never
     by the server's own folders (the spool, the state, the root)."""
     from ..imageio import write_atomic
@@ -430,7 +422,7 @@ def _hide_server_paths(results: Path, prefixes: list[tuple[Path, str]]) -> None:
         except (OSError, UnicodeDecodeError):
             continue
         changed = text
-        for prefix, replacement in prefixes:
-            changed = changed.replace(str(prefix) + os.sep, replacement)
+        for folder in folders:
+            changed = changed.replace(str(folder) + os.sep, "")
         if changed != text:
             write_atomic(path, changed.encode("utf-8"))

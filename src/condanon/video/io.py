@@ -45,6 +45,20 @@ STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp
 CAMERA_PREFIX = "camera:"
 
 
+def list_media(
+    inputs: list[str], exclude: list[Path] | None = None, errors: list[str] | None = None
+) -> list[tuple[Path, Path]]:
+    """Return ``(file, relative_name)`` for every input file and every image or video under input folders, as the
+    command line's folder jobs and the service's jobs walk them.
+
+    Hidden files are left out of folders (they include the temporary outputs of an interrupted job),
+    and so are the folders in ``exclude`` (the output folder, when it lies inside an input folder).
+    """
+    from ..imageio import IMAGE_SUFFIXES, list_images
+
+    return list_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, skip_hidden=True, exclude=exclude, errors=errors)
+
+
 def is_video(path: str | os.PathLike[str]) -> bool:
     """Return whether ``path`` names a video file by its suffix."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
