@@ -304,7 +304,7 @@ def test_workers_must_be_positive(scenes, tmp_path, capsys):
 def test_default_workers_follow_the_cores_and_the_memory(monkeypatch):
     from condanon import workers
 
-    monkeypatch.setattr(workers, "_cores", lambda: 8)
+    monkeypatch.setattr(workers, "cores", lambda: 8)
     monkeypatch.setattr(workers, "_available_memory", lambda: 64 * 2**30)
     assert workers.default_workers() == 8
     monkeypatch.setattr(workers, "_available_memory", lambda: int(3.5 * 2**30))  # room for two

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .console import EXIT_LOST, EXIT_UNREACHABLE, error_line, frame_progress
+from .distributed.videos import VideoItem
 from .errors import CondanonError, ImageError, ModelError, one_line, show_path
 from .imageio import (
     IMAGE_SUFFIXES,
@@ -63,6 +64,7 @@ from .workers import Outcome, anonymize_file
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .distributed import RayEngine
     from .options import Detection
     from .pipeline import Anonymizer
     from .video import EncodeOptions, VideoAnonymizer
@@ -420,6 +422,74 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _on_ray(args: argparse.Namespace) -> bool:
+    """Return whether the job runs on Ray (``--engine ray``, or a ``--ray-address``)."""
+    engine, address = getattr(args, "engine", None), getattr(args, "ray_address", None)
+    if engine == "local" and address:
+        raise CondanonError("--ray-address is for --engine ray")
+    return engine == "ray" or bool(address)
+
+
+def _ray_engine(args: argparse.Namespace) -> RayEngine:
+    """Return the job's connection to its Ray cluster (a local one without ``--ray-address``)."""
+    from .distributed import RayEngine
+
+    engine = RayEngine(args.ray_address, workers=args.workers)
+    placement = engine.placement
+    log.info("Ray: %d workers of %d CPUs on %d nodes", placement.workers, placement.cpus, placement.nodes)
+    return engine
+
+
+def _run_on_ray(
+    args: argparse.Namespace,
+    engine: RayEngine,
+    items: list[tuple[int, Path, Path, VideoItem | None]],
+    finished: Callable[[Outcome, int, Path, Path], None],
+) -> list[str]:
+    """Run the job's images (Ray Data actors) and then its videos (one task each) on the cluster, handing each result to
+    ``finished`` as it comes; return the ids of the nodes that did the work."""
+    import functools
+
+    nodes: set[str] = set()
+    images = [(at, path, target) for at, path, target, video in items if video is None]
+    for done in engine.images([(path, target) for _, path, target in images], _options(args), args.keep_metadata):
+        at, path, target = images[done.index]
+        finished(done.outcome, at, path, target)
+        nodes.update([done.node] if done.node else [])
+    videos = [(at, path, target, video) for at, path, target, video in items if video is not None]
+    run = functools.partial(video_on_worker, args)
+    for done in engine.videos([video for *_, video in videos], run):
+        at, path, target, _ = videos[done.index]
+        finished(done.outcome, at, path, target)
+        nodes.update([done.node] if done.node else [])
+    return sorted(nodes)
+
+
+def _engine_summary(engine: RayEngine, nodes: list[str]) -> dict[str, Any]:
+    """Return the report's account of where a Ray job ran."""
+    placement = engine.placement
+    return {"name": "ray", "workers": placement.workers, "cpus_per_worker": placement.cpus, "nodes": nodes}
+
+
+_worker_videos: dict[str, VideoAnonymizer] = {}
+
+
+def video_on_worker(args: argparse.Namespace, item: VideoItem) -> dict[str, Any]:
+    """Run one video of an ``--engine ray`` job on a Ray worker, as a local job runs it; return its report.
+
+    The job's `VideoAnonymizer` is built once per worker process (the first video it gets) and kept.
+    """
+    args = argparse.Namespace(**(vars(args) | {"quiet": True, "progress_lines": False}))
+    key = _settings_digest(args)
+    if key not in _worker_videos:
+        _worker_videos.clear()
+        _worker_videos[key] = _video_anonymizer(args, _anonymizer(args))
+    target = None if item.target is None else Path(item.target)
+    partial = None if item.partial is None else Path(item.partial)
+    analytics = None if item.analytics is None else Path(item.analytics)
+    return _run_video(args, _worker_videos[key], item.source, target, partial, analytics)
+
+
 def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
     """Anonymise every input image, video or stream into the output folder (or file); return the exit status.
 
@@ -511,13 +581,16 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
         job.clean_partials()
         remove_stale_temps(out, recursive=True)
     failures = skipped = 0
+    nodes: list[str] = []
     reports: list[dict[str, Any]] = []
     for message in walk_errors:
         failures += 1
         error_line(message)
         reports.append({"error": message})
     images_in_plan = sum(1 for path, _, refusal in plan if refusal is None and not is_video(path))
-    workers = _workers(args, images_in_plan)
+    engine = _ray_engine(args) if _on_ray(args) else None
+    on_ray: list[tuple[int, Path, Path, VideoItem | None]] = []  # the cluster's files, by their report's place
+    workers = 1 if engine is not None else _workers(args, images_in_plan)
     pool = None
     if workers > 1:
         from .workers import WorkerPool
@@ -544,11 +617,31 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
             raise ModelError(outcome.fatal)  # a broken model is a configuration failure: the run stops (exit 2)
         if outcome.error is not None or outcome.report is None:
             failed(path, target, outcome.error or f"{show_path(path)}: no report", at)
+        elif is_video(path):
+            video_finished(outcome.report, at, path, target)
         else:
             reports[at] = outcome.report | {"output": str(target)}
             if job is not None:
                 job.done(path, target)
         bar.update()
+
+    def video_finished(report: dict[str, Any], at: int | None, path: Path, target: Path) -> None:
+        """Record a video's report; one that carries errors (a truncated input) is kept, and the input failed."""
+        nonlocal failures
+        report["output"] = str(target)
+        if at is None:
+            reports.append(report)
+        else:
+            reports[at] = report
+        errors = _video_errors(report)
+        if errors:
+            failures += 1
+            for message in errors:
+                error_line(message)
+            if job is not None:
+                job.failed(path, target, "; ".join(errors))
+        elif job is not None:
+            job.done(path, target)
 
     def collect(block: bool) -> None:
         """Take in the pool's finished files (all of them when ``block``)."""
@@ -577,26 +670,28 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
                 if job is not None:
                     job.start(path, target)
                 if is_video(path):
-                    if videos is None:
-                        videos = _video_anonymizer(args, anonymizer)
                     if job is not None:
                         partial = job.partial_for(target)
                     else:
                         remove_stale_temps(target.parent, target.stem)
                         partial = partial_video_path(target)
                     analytics = _analytics_folder(args, str(path), several=videos_in_plan > 1)
-                    report = _run_video(args, videos, str(path), target, partial, analytics, hook)
-                    errors = _video_errors(report)
-                    if errors:  # the output is written and kept; the input still failed
-                        report["output"] = str(target)
-                        reports.append(report)
-                        failures += 1
-                        for message in errors:
-                            error_line(message)
-                        if job is not None:
-                            job.failed(path, target, "; ".join(errors))
-                        bar.update()
+                    if engine is not None:
+                        item = VideoItem(
+                            str(path), str(target), str(partial), None if analytics is None else str(analytics)
+                        )
+                        reports.append({})
+                        on_ray.append((len(reports) - 1, path, target, item))
                         continue
+                    if videos is None:
+                        videos = _video_anonymizer(args, anonymizer)
+                    video_finished(
+                        _run_video(args, videos, str(path), target, partial, analytics, hook), None, path, target
+                    )
+                elif engine is not None:
+                    reports.append({})
+                    on_ray.append((len(reports) - 1, path, target, None))
+                    continue
                 elif pool is not None:
                     if len(pending) >= 2 * workers:  # a bounded queue: finished files are recorded as they come
                         collect(block=False)
@@ -605,10 +700,10 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
                     continue
                 else:
                     report = anonymize_file(anonymizer, path, target, args.keep_metadata)
-                report["output"] = str(target)
-                reports.append(report)
-                if job is not None:
-                    job.done(path, target)
+                    report["output"] = str(target)
+                    reports.append(report)
+                    if job is not None:
+                        job.done(path, target)
             except ModelError:
                 raise  # a broken model is a configuration failure: the run stops (exit 2)
             except CondanonError as error:
@@ -619,9 +714,13 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
                 failed(path, target, text)
             bar.update()
         collect(block=True)
+        if engine is not None:
+            nodes = _run_on_ray(args, engine, on_ray, finished)
     finally:
         if pool is not None:
             pool.close(cancel=True)
+        if engine is not None:
+            engine.close()
         bar.close()
         if job is not None:
             job.close()
@@ -638,6 +737,8 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
             "tracks": sum(len(r.get("tracks", [])) for r in reports),
             "results": reports,
         }
+        if engine is not None:
+            summary["engine"] = _engine_summary(engine, nodes)
         failures += _write_report(args.report, summary)
     if not args.quiet:
         faces = sum(len(r.get("faces", [])) for r in reports)
@@ -918,7 +1019,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="processes for the images of a folder job, each with its models loaded once (default: one per core, "
-        "as memory allows; the outputs are the same as with one)",
+        "as memory allows; the outputs are the same as with one); with --engine ray, the workers on the cluster "
+        "(default: one per CPU)",
+    )
+    anon.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default=None,
+        help="where the work runs: this machine's processes (local, the default), or a Ray cluster (ray: images on "
+        "Ray Data actors, one task per video, one actor per stream; the same outputs; docs/scale.md)",
+    )
+    anon.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to join (auto, HOST:6379, ray://HOST:10001; implies --engine ray); "
+        "default: a local cluster of this machine's cores",
     )
     anon.add_argument(
         "--attributes",

@@ -24,6 +24,8 @@ from .errors import CondanonError, ModelError, one_line, show_path
 from .imageio import Frames, metadata_of, read_frames, write_frames
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .pipeline import Anonymizer
 
 log = logging.getLogger(__name__)
@@ -37,14 +39,14 @@ within the machine's available memory."""
 def default_workers() -> int:
     """Return the number of workers a folder job uses by default: one per core the process may use, at most as many
     as the available memory holds (`MEMORY_PER_WORKER` each), at least one."""
-    cores = _cores()
+    count = cores()
     available = _available_memory()
     if available is None:
-        return cores
-    return max(1, min(cores, int(available // MEMORY_PER_WORKER)))
+        return count
+    return max(1, min(count, int(available // MEMORY_PER_WORKER)))
 
 
-def _cores() -> int:
+def cores() -> int:
     """Return the cores this process may run on."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -109,7 +111,7 @@ _worker: dict[str, Any] = {}
 
 def worker_threads(workers: int) -> int:
     """Return the native threads each of ``workers`` worker processes gets: its share of the cores, at least one."""
-    return max(1, _cores() // workers)
+    return max(1, cores() // workers)
 
 
 def set_up_worker(threads: int, level: int) -> None:
@@ -129,16 +131,30 @@ def _start(options: dict[str, Any], threads: int, level: int) -> None:
 
 
 def _run(path: Path, target: Path, keep_metadata: bool) -> Outcome:
-    """Anonymise one file in a worker; say how it went in a form that crosses processes."""
+    """Anonymise one file in a pool worker; say how it went in a form that crosses processes."""
+    return run_file(_worker["anonymizer"], path, target, keep_metadata)
+
+
+def run_file(anonymizer: Anonymizer, path: Path, target: Path, keep_metadata: bool = False) -> Outcome:
+    """Anonymise the image at ``path`` into ``target`` (`anonymize_file`); say how it went as an `Outcome`."""
+    return attempt(path, anonymize_file, anonymizer, path, target, keep_metadata)
+
+
+def attempt(source: Path | str, work: Callable[..., dict[str, Any]], *args: Any) -> Outcome:
+    """Return the `Outcome` of ``work(*args)`` on the input ``source``: its report, or its error in one line.
+
+    A broken model (`ModelError`) is ``fatal``: the whole run stops. Any other error fails this input
+    only, so that one broken input does not end the batch.
+    """
     try:
-        return Outcome(report=anonymize_file(_worker["anonymizer"], path, target, keep_metadata))
+        return Outcome(report=work(*args))
     except ModelError as error:
         return Outcome(fatal=one_line(error, whole=True))
     except CondanonError as error:
         return Outcome(error=str(error))
-    except Exception as error:  # one broken input must not end the batch
-        log.debug("%s failed", path, exc_info=True)
-        return Outcome(error=f"{show_path(path)}: {type(error).__name__}: {one_line(error)}")
+    except Exception as error:
+        log.debug("%s failed", source, exc_info=True)
+        return Outcome(error=f"{show_path(source)}: {type(error).__name__}: {one_line(error)}")
 
 
 class WorkerPool:

@@ -1,0 +1,124 @@
+"""Videos and camera streams on Ray: one task per video file, one long-lived actor per stream.
+
+A video is one Ray task (its tracks need the whole clip in order); a task whose worker dies is run again
+from the start (at most `RETRIES` more times) into the same partial name, which is renamed to the output
+only when complete. A stream is an actor that runs until the stream ends (or the job is stopped); Ray
+restarts a killed one, and it connects again. Either way the work is done by a picklable ``run(item)``
+that returns the input's report: `VideoJob` for the SDK, the command line's own for ``--engine ray``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..workers import Outcome, attempt, set_up_worker
+from .cluster import Placement, import_ray, node_id
+from .results import Done, lost
+
+if TYPE_CHECKING:
+    from ..video import EncodeOptions, VideoAnonymizer
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3
+"""Times a video is run again after its worker died; a stream actor is restarted as often."""
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video or stream to run: where its output goes (``None``: no file), under which partial name until complete,
+    and the folder of its passenger analytics (``None``: none)."""
+
+    source: str
+    target: str | None
+    partial: str | None = None
+    analytics: str | None = None
+
+
+VideoRun = Callable[[VideoItem], dict[str, Any]]
+"""Anonymises one `VideoItem` on a worker and returns its report (picklable: it travels to the workers)."""
+
+_videos: dict[int, VideoAnonymizer] = {}
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """The SDK's `VideoRun`: a `VideoAnonymizer` (built once per worker process from ``options``, the `Anonymizer`'s
+    keyword arguments, and ``video``, the `VideoAnonymizer`'s) writes each video with ``encode``, and its track report
+    and box CSV beside it."""
+
+    options: dict[str, Any]
+    video: dict[str, Any] = field(default_factory=dict)
+    encode: EncodeOptions | None = None
+
+    def __call__(self, item: VideoItem) -> dict[str, Any]:
+        from ..pipeline import Anonymizer
+        from ..video import EncodeOptions, VideoAnonymizer
+
+        key = id(self)
+        if key not in _videos:
+            _videos.clear()  # one job's models at a time in a worker process
+            _videos[key] = VideoAnonymizer(Anonymizer(**self.options), **self.video)
+        report = _videos[key].run(item.source, item.target, self.encode or EncodeOptions(), partial=item.partial)
+        if item.target is not None:
+            report.write_beside(item.target)
+        return report.to_dict()
+
+
+def _run_one(run: VideoRun, item: VideoItem, threads: int, level: int) -> tuple[Outcome, str]:
+    """Run ``item`` on this worker; return its outcome and this node's id."""
+    set_up_worker(threads, level)
+    return attempt(item.source, run, item), node_id()
+
+
+class StreamWorker:
+    """One stream's actor: it runs its stream with ``run`` until the stream ends."""
+
+    def __init__(self, run: VideoRun, threads: int, level: int) -> None:
+        self.run_item = run
+        self.threads = threads
+        self.level = level
+
+    def run(self, item: VideoItem) -> tuple[Outcome, str]:
+        """Run the stream ``item`` to its end; return its outcome and this node's id."""
+        return _run_one(self.run_item, item, self.threads, self.level)
+
+
+def run_videos(
+    items: Sequence[VideoItem], run: VideoRun, placement: Placement, streams: bool = False
+) -> Iterator[Done]:
+    """Yield a `Done` for each of ``items`` as it finishes (in any order): one task per video, or with ``streams`` one
+    actor per stream, each of ``placement.cpus`` CPUs."""
+    if not items:
+        return
+    ray = import_ray()
+    level = logging.getLogger().getEffectiveLevel()
+    refs: dict[Any, int] = {}
+    actors = []
+    if streams:
+        actor = ray.remote(StreamWorker).options(
+            num_cpus=placement.cpus, max_restarts=RETRIES, max_task_retries=RETRIES
+        )
+        for index, item in enumerate(items):
+            actors.append(actor.remote(run, placement.threads, level))
+            refs[actors[-1].run.remote(item)] = index
+    else:
+        task = ray.remote(_run_one).options(num_cpus=placement.cpus, max_retries=RETRIES, retry_exceptions=False)
+        for index, item in enumerate(items):
+            refs[task.remote(run, item, placement.threads, level)] = index
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        for ref in ready:
+            index = refs[ref]
+            try:
+                outcome, node = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                log.debug("%s: %s", items[index].source, error)
+                yield Done(index, lost(items[index].source, RETRIES + 1))
+                continue
+            yield Done(index, outcome, node)
+    del actors  # the stream actors end with their streams
