@@ -7,8 +7,12 @@ would be a defect, so it fails instead.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -129,3 +133,51 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 24, crf: int = 1
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+@contextlib.contextmanager
+def serve_flaky_camera(video: Path, folder: Path) -> Iterator[str]:
+    """Serve ``video`` as MPEG-TS from an HTTP camera on 127.0.0.1 twice, then 404 (it never comes back); yield its URL.
+
+    A run reconnects once and then ends lost (exit 4), having read the clip twice.
+    """
+    import av
+
+    clip = folder / f"{video.stem}.cam.ts"
+    with av.open(str(video)) as source, av.open(str(clip), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.codec_context.time_base = Fraction(1, 25)
+        decoded = source.streams.video[0]
+        stream.width, stream.height = decoded.codec_context.width, decoded.codec_context.height
+        stream.pix_fmt = "yuv420p"
+        for index, frame in enumerate(source.decode(decoded)):
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    body = clip.read_bytes()
+    served = [0]
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served[0] += 1
+            if served[0] > 2:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cam.ts"
+    finally:
+        server.shutdown()

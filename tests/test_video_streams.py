@@ -7,17 +7,15 @@ comes back), so a run reconnects once and then ends lost (exit 4).
 from __future__ import annotations
 
 import csv
-import http.server
 import json
-import threading
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
 from condanon.cli import main
+from conftest import serve_flaky_camera
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
 
@@ -30,43 +28,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @pytest.fixture
 def flaky_camera(data: Path, tmp_path: Path) -> Iterator[str]:
     """An HTTP camera on 127.0.0.1 that serves a clip twice, then answers 404 (it never comes back)."""
-    clip = tmp_path / "cam.ts"
-    with av.open(str(data / "video" / "single_face.mp4")) as source, av.open(str(clip), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.codec_context.time_base = Fraction(1, 25)
-        video = source.streams.video[0]
-        stream.width, stream.height, stream.pix_fmt = video.codec_context.width, video.codec_context.height, "yuv420p"
-        for index, frame in enumerate(source.decode(video)):
-            frame = frame.reformat(format="yuv420p")
-            frame.pts, frame.time_base = index, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    body = clip.read_bytes()
-    served = [0]
-
-    class Camera(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served[0] += 1
-            if served[0] > 2:
-                self.send_response(404)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Camera)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/cam.ts"
-    finally:
-        server.shutdown()
+    with serve_flaky_camera(data / "video" / "single_face.mp4", tmp_path) as url:
+        yield url
 
 
 def test_a_dropped_stream_is_reconnected_then_reported_lost(
@@ -88,8 +51,17 @@ def test_a_dropped_stream_is_reconnected_then_reported_lost(
 
 def test_an_unreachable_stream_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(
-        ["anonymize", "rtsp://127.0.0.1:9/none", "-o", str(tmp_path / "x.mp4"), "--reconnect", "1",
-         "--reconnect-wait", "0.05", "-q"]
+        [
+            "anonymize",
+            "rtsp://127.0.0.1:9/none",
+            "-o",
+            str(tmp_path / "x.mp4"),
+            "--reconnect",
+            "1",
+            "--reconnect-wait",
+            "0.05",
+            "-q",
+        ]
     )
     assert status == 3
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
@@ -100,8 +72,23 @@ def test_an_unreachable_stream_exits_3(tmp_path: Path, capsys: pytest.CaptureFix
 def test_a_long_recording_is_cut_into_finished_segments(flaky_camera: str, tmp_path: Path) -> None:
     target = tmp_path / "live.mp4"
     status = main(
-        ["anonymize", flaky_camera, "-o", str(target), "--method", "blur", "--segment", "2", "--reconnect", "2",
-         "--reconnect-wait", "0.05", "--report", str(tmp_path / "r.json"), "-q"]
+        [
+            "anonymize",
+            flaky_camera,
+            "-o",
+            str(target),
+            "--method",
+            "blur",
+            "--segment",
+            "2",
+            "--reconnect",
+            "2",
+            "--reconnect-wait",
+            "0.05",
+            "--report",
+            str(tmp_path / "r.json"),
+            "-q",
+        ]
     )
     assert status == 4
     segments = sorted(tmp_path.glob("live.*.mp4"))

@@ -422,6 +422,115 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _anonymize_stream(args: argparse.Namespace, out: Path) -> int:
+    """Anonymise one live stream into ``out`` (a file, or ``none``) until it ends; return the exit status."""
+    _check_report(args.report)
+    _check_analytics(args)
+    if args.segment is not None and (args.segment <= 0 or args.output == "none"):
+        raise CondanonError("--segment needs an output file and more than 0 seconds")
+    target = None if args.output == "none" else out
+    if target is not None:
+        if target.is_dir():
+            raise CondanonError(f"-o {show_path(target)}: is a folder; a stream needs an output file (or 'none')")
+        check_writable(target.parent, f"output {show_path(target)}")
+    anonymizer = _anonymizer(args)
+    partial = None
+    if target is not None:
+        remove_stale_temps(target.parent, target.stem)
+        partial = partial_video_path(target)
+    analytics = _analytics_folder(args, args.inputs[0], several=False)
+    from .video.stream import StreamError
+
+    try:
+        data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target, partial, analytics)
+    except StreamError as unreachable:
+        error_line(str(unreachable))
+        return EXIT_UNREACHABLE
+    errors = _video_errors(data)
+    for error in errors:
+        error_line(error)
+    status = EXIT_LOST if data.get("lost") else (1 if errors else 0)
+    if args.report:
+        status = max(status, _write_report(args.report, data))
+    if not args.quiet:
+        print(f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr)
+    return status
+
+
+def _streams_on_ray(args: argparse.Namespace, streams: list[str], out: Path) -> int:
+    """Anonymise each stream in a long-lived actor of its own on the cluster, into ``out/<stream's name>.mp4`` (``-o
+    none``: no files); return the worst exit status (4 lost, 3 unreachable, 1 another error)."""
+    import functools
+
+    _check_report(args.report)
+    _check_analytics(args)
+    if args.segment is not None and (args.segment <= 0 or args.output == "none"):
+        raise CondanonError("--segment needs an output folder and more than 0 seconds")
+    if args.output != "none":
+        if out.exists() and not out.is_dir():
+            raise CondanonError(f"-o {show_path(out)}: an existing file; streams on Ray need an output folder")
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out, f"output {show_path(out)}")
+    items = []
+    for source, name in zip(streams, _stream_names(streams)):
+        target = partial = None
+        if args.output != "none":
+            target = out / f"{name}.mp4"
+            remove_stale_temps(out, target.stem)
+            partial = partial_video_path(target)
+        analytics = _analytics_folder(args, source, several=len(streams) > 1)
+        items.append(VideoItem(source, _text(target), _text(partial), _text(analytics)))
+    status = 0
+    results: list[dict[str, Any]] = [{} for _ in items]
+    engine = _ray_engine(args)
+    try:
+        for done in engine.streams(items, functools.partial(video_on_worker, args)):
+            outcome = done.outcome
+            if outcome.fatal is not None:
+                raise ModelError(outcome.fatal)
+            if outcome.error is not None or outcome.report is None:
+                message = outcome.error or f"{show_path(items[done.index].source)}: no report"
+                error_line(message)
+                results[done.index] = {"source": items[done.index].source, "error": message}
+                status = max(status, EXIT_UNREACHABLE if outcome.error_type == "StreamError" else 1)
+                continue
+            results[done.index] = outcome.report
+            for message in _video_errors(outcome.report):
+                error_line(message)
+                status = max(status, 1)
+            if outcome.report.get("lost"):
+                status = EXIT_LOST
+        summary = {"condanon": __version__, "seed": args.seed, "streams": len(items), "results": results}
+        summary["engine"] = _engine_summary(engine, [])
+    finally:
+        engine.close()
+    if args.report:
+        status = max(status, _write_report(args.report, summary))
+    if not args.quiet:
+        frames = sum(int(r.get("frames_written", 0)) for r in results)
+        print(f"{len(items)} streams, {frames} frames written", file=sys.stderr)
+    return status
+
+
+def _stream_names(streams: list[str]) -> list[str]:
+    """Return a file name stem per stream (its address with the scheme dropped, every other sign made ``_``), made
+    unique by a number where two would meet."""
+    import re
+
+    names: list[str] = []
+    for source in streams:
+        name = re.sub(r"[^A-Za-z0-9.-]+", "_", source.split("://", 1)[-1]).strip("._") or "stream"
+        stem, number = name, 2
+        while name in names:
+            name, number = f"{stem}_{number}", number + 1
+        names.append(name)
+    return names
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def _on_ray(args: argparse.Namespace) -> bool:
     """Return whether the job runs on Ray (``--engine ray``, or a ``--ray-address``)."""
     engine, address = getattr(args, "engine", None), getattr(args, "ray_address", None)
@@ -471,23 +580,19 @@ def _engine_summary(engine: RayEngine, nodes: list[str]) -> dict[str, Any]:
     return {"name": "ray", "workers": placement.workers, "cpus_per_worker": placement.cpus, "nodes": nodes}
 
 
-_worker_videos: dict[str, VideoAnonymizer] = {}
-
-
 def video_on_worker(args: argparse.Namespace, item: VideoItem) -> dict[str, Any]:
     """Run one video of an ``--engine ray`` job on a Ray worker, as a local job runs it; return its report.
 
     The job's `VideoAnonymizer` is built once per worker process (the first video it gets) and kept.
     """
+    from .distributed.videos import worker_videos
+
     args = argparse.Namespace(**(vars(args) | {"quiet": True, "progress_lines": False}))
-    key = _settings_digest(args)
-    if key not in _worker_videos:
-        _worker_videos.clear()
-        _worker_videos[key] = _video_anonymizer(args, _anonymizer(args))
+    videos = worker_videos(_settings_digest(args), lambda: _video_anonymizer(args, _anonymizer(args)))
     target = None if item.target is None else Path(item.target)
     partial = None if item.partial is None else Path(item.partial)
     analytics = None if item.analytics is None else Path(item.analytics)
-    return _run_video(args, _worker_videos[key], item.source, target, partial, analytics)
+    return _run_video(args, videos, item.source, target, partial, analytics)
 
 
 def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
@@ -505,40 +610,13 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
     if hook is None and getattr(args, "progress_lines", False):
         hook = _progress_line
     out = Path(args.output)
-    if len(args.inputs) == 1 and is_stream(args.inputs[0]):
-        _check_report(args.report)
-        _check_analytics(args)
-        if args.segment is not None and (args.segment <= 0 or args.output == "none"):
-            raise CondanonError("--segment needs an output file and more than 0 seconds")
-        target = None if args.output == "none" else out
-        if target is not None:
-            if target.is_dir():
-                raise CondanonError(f"-o {show_path(target)}: is a folder; a stream needs an output file (or 'none')")
-            check_writable(target.parent, f"output {show_path(target)}")
-        anonymizer = _anonymizer(args)
-        partial = None
-        if target is not None:
-            remove_stale_temps(target.parent, target.stem)
-            partial = partial_video_path(target)
-        analytics = _analytics_folder(args, args.inputs[0], several=False)
-        from .video.stream import StreamError
-
-        try:
-            data = _run_video(args, _video_anonymizer(args, anonymizer), args.inputs[0], target, partial, analytics)
-        except StreamError as unreachable:
-            error_line(str(unreachable))
-            return EXIT_UNREACHABLE
-        errors = _video_errors(data)
-        for error in errors:
-            error_line(error)
-        status = EXIT_LOST if data.get("lost") else (1 if errors else 0)
-        if args.report:
-            status = max(status, _write_report(args.report, data))
-        if not args.quiet:
-            print(
-                f"{data['frames_written']} frames, {len(data['tracks'])} tracks, {data['fps']:.1f} fps", file=sys.stderr
-            )
-        return status
+    streams = [item for item in args.inputs if is_stream(item)]
+    if streams and _on_ray(args):
+        if len(streams) < len(args.inputs):
+            raise CondanonError("streams and files go to separate runs: a stream's job runs until the stream ends")
+        return _streams_on_ray(args, streams, out)
+    if len(args.inputs) == 1 and streams:
+        return _anonymize_stream(args, out)
     for item in args.inputs:
         if os.path.isdir(item) and os.path.realpath(item) == os.path.realpath(out):
             raise CondanonError(

@@ -102,6 +102,8 @@ class Outcome:
     report: dict[str, Any] | None = None
     error: str | None = None
     """One line: the input failed, the others go on."""
+    error_type: str | None = None
+    """The class of the error (``StreamError``: a stream that could not be reached)."""
     fatal: str | None = None
     """One line: a broken model; the whole run stops (`ModelError`)."""
 
@@ -151,10 +153,12 @@ def attempt(source: Path | str, work: Callable[..., dict[str, Any]], *args: Any)
     except ModelError as error:
         return Outcome(fatal=one_line(error, whole=True))
     except CondanonError as error:
-        return Outcome(error=str(error))
+        return Outcome(error=str(error), error_type=type(error).__name__)
     except Exception as error:
         log.debug("%s failed", source, exc_info=True)
-        return Outcome(error=f"{show_path(source)}: {type(error).__name__}: {one_line(error)}")
+        return Outcome(
+            error=f"{show_path(source)}: {type(error).__name__}: {one_line(error)}", error_type=type(error).__name__
+        )
 
 
 class WorkerPool:

@@ -41,7 +41,22 @@ class VideoItem:
 VideoRun = Callable[[VideoItem], dict[str, Any]]
 """Anonymises one `VideoItem` on a worker and returns its report (picklable: it travels to the workers)."""
 
-_videos: dict[int, VideoAnonymizer] = {}
+_videos: dict[str, VideoAnonymizer] = {}
+
+
+def worker_videos(key: str, build: Callable[[], VideoAnonymizer]) -> VideoAnonymizer:
+    """Return this worker process's `VideoAnonymizer` for the job settings ``key``, made by ``build`` the first time
+    (models load once per worker, one job's at a time)."""
+    if key not in _videos:
+        _videos.clear()
+        _videos[key] = build()
+    return _videos[key]
+
+
+def stop_videos() -> None:
+    """Ask every run of this worker process to stop (a live stream ends and its file is finished); returns None."""
+    for videos in _videos.values():
+        videos.stop.set()
 
 
 @dataclass(frozen=True)
@@ -58,11 +73,8 @@ class VideoJob:
         from ..pipeline import Anonymizer
         from ..video import EncodeOptions, VideoAnonymizer
 
-        key = id(self)
-        if key not in _videos:
-            _videos.clear()  # one job's models at a time in a worker process
-            _videos[key] = VideoAnonymizer(Anonymizer(**self.options), **self.video)
-        report = _videos[key].run(item.source, item.target, self.encode or EncodeOptions(), partial=item.partial)
+        videos = worker_videos(repr(self), lambda: VideoAnonymizer(Anonymizer(**self.options), **self.video))
+        report = videos.run(item.source, item.target, self.encode or EncodeOptions(), partial=item.partial)
         if item.target is not None:
             report.write_beside(item.target)
         return report.to_dict()
@@ -75,7 +87,8 @@ def _run_one(run: VideoRun, item: VideoItem, threads: int, level: int) -> tuple[
 
 
 class StreamWorker:
-    """One stream's actor: it runs its stream with ``run`` until the stream ends."""
+    """One stream's actor: it runs its stream with ``run`` until the stream ends, or `stop` is called (the actor takes
+    two calls at a time for that)."""
 
     def __init__(self, run: VideoRun, threads: int, level: int) -> None:
         self.run_item = run
@@ -85,6 +98,10 @@ class StreamWorker:
     def run(self, item: VideoItem) -> tuple[Outcome, str]:
         """Run the stream ``item`` to its end; return its outcome and this node's id."""
         return _run_one(self.run_item, item, self.threads, self.level)
+
+    def stop(self) -> None:
+        """End the stream under way as Ctrl-C does locally: its file is finished and its report returned."""
+        stop_videos()
 
 
 def run_videos(
@@ -100,7 +117,7 @@ def run_videos(
     actors = []
     if streams:
         actor = ray.remote(StreamWorker).options(
-            num_cpus=placement.cpus, max_restarts=RETRIES, max_task_retries=RETRIES
+            num_cpus=placement.cpus, max_restarts=RETRIES, max_task_retries=RETRIES, max_concurrency=2
         )
         for index, item in enumerate(items):
             actors.append(actor.remote(run, placement.threads, level))
@@ -110,8 +127,18 @@ def run_videos(
         for index, item in enumerate(items):
             refs[task.remote(run, item, placement.threads, level)] = index
     pending = list(refs)
+    stopping = False
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
+        try:
+            ready, pending = ray.wait(pending, num_returns=1)
+        except KeyboardInterrupt:  # Ctrl-C: streams end as they do locally, their files finished; videos stop
+            if not actors or stopping:
+                raise
+            log.warning("stopping %d streams (Ctrl-C again to leave at once)", len(pending))
+            for each in actors:
+                each.stop.remote()
+            stopping = True
+            continue
         for ref in ready:
             index = refs[ref]
             try:

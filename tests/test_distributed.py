@@ -1,0 +1,203 @@
+"""Folder jobs on a local Ray cluster (``--engine ray``): the same bytes and reports as a local job, a worker killed
+mid-file losing nothing, a resumed job skipping what is done, streams as actors.
+
+One Ray cluster of 2 CPUs (``ray.init(num_cpus=2)``) serves the module; the job joins it. The job crossing
+two raylets is in test_distributed_nodes.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from condanon.cli import main
+from conftest import serve_flaky_camera, under_ci
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+PHOTOS = ("astronaut.jpg", "couple.jpg", "messi5.jpg")
+CLIP = "single_face.mp4"
+VOLATILE = {"timings_ms", "output", "fps", "seconds", "elapsed_s", "started", "finished", "wall_time"}
+
+
+def import_ray() -> Any:
+    """Return the ray module; skip without it, except under CI (which installs the ray extra)."""
+    if under_ci():
+        import ray
+
+        return ray
+    return pytest.importorskip("ray", reason='the Ray engine needs Ray (pip install "condanon[ray]")')
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    ray = import_ray()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of three shared photos, a shared clip and a file that is not an image."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for name in PHOTOS:
+        shutil.copy(data / "scenes" / name, folder / name)
+    shutil.copy(data / "video" / CLIP, folder / CLIP)
+    (folder / "bad.png").write_bytes(b"not a picture at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The local job's outputs and report (two worker processes), for the Ray job to match."""
+    out = tmp_path_factory.mktemp("local")
+    status = main(["anonymize", str(inputs), "-o", str(out / "out"), "--report", str(out / "r.json"), "-q"])
+    assert status == 1  # bad.png
+    return out / "out", json.loads((out / "r.json").read_text())
+
+
+def steady(value: Any) -> Any:
+    """Return a report without what differs from run to run (timings, output places)."""
+    if isinstance(value, dict):
+        return {k: steady(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [steady(v) for v in value]
+    return value
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    """Return every file a job wrote in ``folder`` (not its state files), by name."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def ray_job(inputs: Path, out: Path, report: Path, *more: str) -> int:
+    return main(["anonymize", str(inputs), "-o", str(out), "--engine", "ray", "--workers", "2",
+                 "--report", str(report), "-q", *more])  # fmt: skip
+
+
+def test_a_ray_job_writes_the_bytes_and_reports_of_a_local_job_and_resumes(
+    ray_cluster: Any,
+    inputs: Path,
+    local: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    local_out, local_report = local
+    out = tmp_path / "out"
+    assert ray_job(inputs, out, tmp_path / "r.json") == 1  # bad.png fails; the others go through
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("condanon: error:")]
+    assert len(errors) == 1 and "bad.png" in errors[0] and "not an image" in errors[0]
+    written = outputs(out)
+    expected = outputs(local_out)
+    assert set(written) == set(expected) == {*PHOTOS, CLIP, "single_face.tracks.json", "single_face.boxes.csv"}
+    for name in (*PHOTOS, CLIP, "single_face.boxes.csv"):
+        assert written[name] == expected[name], name  # byte for byte, images and the encoded clip
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert steady(report["results"]) == steady(local_report["results"])  # every face's report, in the inputs' order
+    assert report["faces"] == local_report["faces"] >= 4 and report["tracks"] == local_report["tracks"] >= 1
+    assert report["engine"] | {"nodes": len(report["engine"]["nodes"])} == {
+        "name": "ray", "workers": 2, "cpus_per_worker": 1, "nodes": 1
+    }  # fmt: skip
+    assert not [p for p in out.iterdir() if "partial" in p.name or p.name.endswith(".tmp")]
+
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert ray_job(inputs, out, tmp_path / "again.json") == 1  # resumed: only bad.png is tried again
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["skipped"] == 4 and again["failed"] == 1
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name in written} == {
+        name: mtimes[name] for name in written
+    }
+
+
+def _processes(title: str) -> list[int]:
+    """Return the ids of the processes whose command line starts with ``title`` (Ray names its workers so)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                command = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if command.startswith(title.encode()):
+                found.append(int(entry))
+    return found
+
+
+def _kill_when(title: str, ready: Any, killed: list[int], timeout: float = 120.0) -> threading.Thread:
+    """Start a thread that SIGKILLs the first process titled ``title`` once ``ready()`` holds."""
+
+    def run() -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = _processes(title)
+            if found and ready():
+                time.sleep(0.3)
+                os.kill(found[0], signal.SIGKILL)
+                killed.append(found[0])
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_mid_file_loses_nothing(
+    ray_cluster: Any, inputs: Path, local: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    local_out, _ = local
+    out = tmp_path / "out"
+    killed: list[int] = []
+    # an image actor, once the first output is written: it is then working on the next file
+    image_killer = _kill_when("ray::MapWorker(MapBatches(ImageWorker", lambda: any(out.glob("*.jpg")), killed)
+    # the video task's worker, a second into the clip
+    started = time.monotonic()
+    video_killer = _kill_when("ray::_run_one", lambda: time.monotonic() - started > 1.0, killed)
+    assert ray_job(inputs, out, tmp_path / "r.json") == 1  # bad.png only
+    image_killer.join(1)
+    video_killer.join(1)
+    assert len(killed) == 2, "both workers were killed mid-job"
+    written, expected = outputs(out), outputs(local_out)
+    for name in (*PHOTOS, CLIP):
+        assert written[name] == expected[name], name
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["failed"] == 1 and report["skipped"] == 0
+    assert not [p for p in out.iterdir() if "partial" in p.name or p.name.endswith(".tmp")]
+
+
+def test_streams_run_as_actors_one_each(ray_cluster: Any, data: Path, tmp_path: Path) -> None:
+    clip = data / "video" / CLIP
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    out, report_file = tmp_path / "live", tmp_path / "r.json"
+    with serve_flaky_camera(clip, tmp_path / "a") as first, serve_flaky_camera(clip, tmp_path / "b") as second:
+        status = main(["anonymize", first, second, "-o", str(out), "--engine", "ray", "--method", "blur",
+                       "--reconnect", "2", "--reconnect-wait", "0.05", "--report", str(report_file), "-q"])  # fmt: skip
+    assert status == 4  # both cameras went away for good: lost, their files finished
+    names = sorted(p.name for p in out.glob("*.mp4"))
+    assert len(names) == 2 and all(name.startswith("127.0.0.1_") for name in names)
+    report = json.loads(report_file.read_text())
+    assert report["streams"] == 2 and [r["frames_written"] for r in report["results"]] == [144, 144]
+    assert all(r["lost"] for r in report["results"])
+    assert not list(out.glob(".*partial*"))
+
+
+def test_streams_and_files_do_not_mix_and_an_engine_is_named_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["anonymize", "rtsp://127.0.0.1:9/x", "a.jpg", "-o", str(tmp_path), "--engine", "ray"]) == 2
+    assert "streams and files go to separate runs" in capsys.readouterr().err
+    assert main(["anonymize", "a.jpg", "-o", str(tmp_path), "--engine", "local", "--ray-address", "auto"]) == 2
+    assert "--ray-address is for --engine ray" in capsys.readouterr().err
