@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from condanon.cli import main
+from condanon.cli import _stream_names, main
+from condanon.errors import CondanonError
 from conftest import serve_flaky_camera, under_ci
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.ray]
 
 PHOTOS = ("astronaut.jpg", "couple.jpg", "messi5.jpg")
 CLIP = "single_face.mp4"
@@ -87,6 +88,7 @@ def ray_job(inputs: Path, out: Path, report: Path, *more: str) -> int:
                  "--report", str(report), "-q", *more])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_ray_job_writes_the_bytes_and_reports_of_a_local_job_and_resumes(
     ray_cluster: Any,
     inputs: Path,
@@ -154,6 +156,7 @@ def _kill_when(title: str, ready: Any, killed: list[int], timeout: float = 120.0
     return thread
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_loses_nothing(
     ray_cluster: Any, inputs: Path, local: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -177,6 +180,7 @@ def test_a_worker_killed_mid_file_loses_nothing(
     assert not [p for p in out.iterdir() if "partial" in p.name or p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_streams_run_as_actors_one_each(ray_cluster: Any, data: Path, tmp_path: Path) -> None:
     clip = data / "video" / CLIP
     (tmp_path / "a").mkdir()
@@ -192,6 +196,35 @@ def test_streams_run_as_actors_one_each(ray_cluster: Any, data: Path, tmp_path: 
     assert report["streams"] == 2 and [r["frames_written"] for r in report["results"]] == [144, 144]
     assert all(r["lost"] for r in report["results"])
     assert not list(out.glob(".*partial*"))
+
+
+def test_stream_names_are_file_names_of_their_own() -> None:
+    names = _stream_names(
+        ["rtsp://cam1/live", "rtsp://cam1/live?x=1", "http://10.0.0.5:8080/a b", "camera:0", "rtsp://cam1/live"]
+    )
+    assert names == ["cam1_live", "cam1_live_x_1", "10.0.0.5_8080_a_b", "camera_0", "cam1_live_2"]
+
+
+def test_workers_share_the_cluster_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import condanon.distributed.cluster as cluster
+
+    class FakeRay:
+        @staticmethod
+        def nodes() -> list[dict[str, Any]]:
+            return [{"Alive": True, "Resources": {"CPU": 4.0}}, {"Alive": True, "Resources": {"CPU": 2.0}},
+                    {"Alive": False, "Resources": {"CPU": 64.0}}]  # fmt: skip
+
+    monkeypatch.setattr(cluster, "import_ray", lambda: FakeRay)
+    place = cluster.Cluster.placement
+    this = object.__new__(cluster.Cluster)
+    assert place(this) == cluster.Placement(workers=6, cpus=1, nodes=2)  # one per CPU of the live nodes
+    assert place(this, workers=2) == cluster.Placement(workers=2, cpus=3, nodes=2)
+    assert place(this, workers=1) == cluster.Placement(workers=1, cpus=4, nodes=2)  # at most one node's worth
+    assert place(this, cpus=2) == cluster.Placement(workers=3, cpus=2, nodes=2)
+    with pytest.raises(CondanonError, match="fits on no node"):
+        place(this, cpus=8)
+    with pytest.raises(CondanonError, match="at least 1"):
+        place(this, workers=0)
 
 
 def test_streams_and_files_do_not_mix_and_an_engine_is_named_once(

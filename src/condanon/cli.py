@@ -610,8 +610,9 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
     if hook is None and getattr(args, "progress_lines", False):
         hook = _progress_line
     out = Path(args.output)
+    on_ray = _on_ray(args)
     streams = [item for item in args.inputs if is_stream(item)]
-    if streams and _on_ray(args):
+    if streams and on_ray:
         if len(streams) < len(args.inputs):
             raise CondanonError("streams and files go to separate runs: a stream's job runs until the stream ends")
         return _streams_on_ray(args, streams, out)
@@ -666,7 +667,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
         error_line(message)
         reports.append({"error": message})
     images_in_plan = sum(1 for path, _, refusal in plan if refusal is None and not is_video(path))
-    engine = _ray_engine(args) if _on_ray(args) else None
+    engine = _ray_engine(args) if on_ray else None
     on_ray: list[tuple[int, Path, Path, VideoItem | None]] = []  # the cluster's files, by their report's place
     workers = 1 if engine is not None else _workers(args, images_in_plan)
     pool = None

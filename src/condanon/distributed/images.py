@@ -83,7 +83,7 @@ def anonymize_images(
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         ImageWorker,
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=min(placement.workers, len(rows))),
+        compute=ray.data.ActorPoolStrategy(size=min(placement.workers, len(rows)), max_tasks_in_flight_per_actor=1),
         num_cpus=placement.cpus,
         fn_constructor_kwargs={
             "options": options,
