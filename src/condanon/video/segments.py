@@ -3,12 +3,14 @@
 ``live.mp4`` with 600-second segments becomes ``live.0000.mp4``, ``live.0001.mp4``, ...: each is
 complete and playable as soon as the next one starts (written under a temporary name and renamed, as
 every video output), so an archive or an uploader can take it while the camera runs on, and a crash
-loses at most the segment being written. Each segment's times start at 0. Audio is not copied into
-segments (a camera's audio would have to be cut at the same points).
+loses at most the segment being written. Numbering goes on after the segments already there, so a run started
+again (by hand, or a stream actor restarted by Ray) never overwrites a recording. Each segment's times start at
+0. Audio is not copied into segments (a camera's audio would have to be cut at the same points).
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,14 @@ def segment_path(output: str | Path, number: int) -> Path:
     return output.with_name(f"{output.stem}.{number:04d}{output.suffix}")
 
 
+def next_segment_number(output: str | Path) -> int:
+    """Return the number after the highest segment of ``output`` already written (0 when there is none)."""
+    output = Path(output)
+    pattern = f"{glob.escape(output.stem)}.[0-9][0-9][0-9][0-9]{glob.escape(output.suffix)}"
+    numbers = [int(path.name[len(output.stem) + 1 : len(output.stem) + 5]) for path in output.parent.glob(pattern)]
+    return max(numbers, default=-1) + 1
+
+
 class SegmentedWriter:
     """Writes frames into a new `VideoWriter` every ``seconds`` of input time (the `VideoWriter` interface)."""
 
@@ -41,7 +51,7 @@ class SegmentedWriter:
         self.frames = 0
         self._writer: VideoWriter | None = None
         self._start_pts = 0
-        self._number = 0
+        self._number = next_segment_number(self.output)
 
     def write(self, image: np.ndarray, pts: int) -> None:
         """Write one frame; a frame ``seconds`` or more after the current segment's first starts the next one."""
