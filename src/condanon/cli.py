@@ -668,7 +668,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
         reports.append({"error": message})
     images_in_plan = sum(1 for path, _, refusal in plan if refusal is None and not is_video(path))
     engine = _ray_engine(args) if on_ray else None
-    on_ray: list[tuple[int, Path, Path, VideoItem | None]] = []  # the cluster's files, by their report's place
+    ray_files: list[tuple[int, Path, Path, VideoItem | None]] = []  # the cluster's files, by their report's place
     workers = 1 if engine is not None else _workers(args, images_in_plan)
     pool = None
     if workers > 1:
@@ -760,7 +760,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
                             str(path), str(target), str(partial), None if analytics is None else str(analytics)
                         )
                         reports.append({})
-                        on_ray.append((len(reports) - 1, path, target, item))
+                        ray_files.append((len(reports) - 1, path, target, item))
                         continue
                     if videos is None:
                         videos = _video_anonymizer(args, anonymizer)
@@ -769,7 +769,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
                     )
                 elif engine is not None:
                     reports.append({})
-                    on_ray.append((len(reports) - 1, path, target, None))
+                    ray_files.append((len(reports) - 1, path, target, None))
                     continue
                 elif pool is not None:
                     if len(pending) >= 2 * workers:  # a bounded queue: finished files are recorded as they come
@@ -794,7 +794,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
             bar.update()
         collect(block=True)
         if engine is not None:
-            nodes = _run_on_ray(args, engine, on_ray, finished)
+            nodes = _run_on_ray(args, engine, ray_files, finished)
     finally:
         if pool is not None:
             pool.close(cancel=True)
