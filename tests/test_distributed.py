@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from condanon.cli import _stream_names, main
+from condanon.distributed.results import decode
 from condanon.errors import CondanonError
 from conftest import serve_flaky_camera, under_ci
 
@@ -234,3 +235,24 @@ def test_streams_and_files_do_not_mix_and_an_engine_is_named_once(
     assert "streams and files go to separate runs" in capsys.readouterr().err
     assert main(["anonymize", "a.jpg", "-o", str(tmp_path), "--engine", "local", "--ray-address", "auto"]) == 2
     assert "--ray-address is for --engine ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_file_whose_worker_dies_on_every_try_is_that_files_error(
+    ray_cluster: Any, data: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from condanon.distributed.images import RETRIES, Attempts, ImageWorker
+
+    attempts = ray_cluster.remote(Attempts).remote()
+    for _ in range(RETRIES + 1):  # four tries of file 0 started, and each time its worker died
+        ray_cluster.get(attempts.start.remote(0))
+    worker = ImageWorker({"method": "blur"}, threads=1, level=30, keep_metadata=False, attempts=attempts)
+    photo = data / "scenes" / "astronaut.jpg"
+    rows = worker({"index": np.array([0, 1]), "source": np.array([str(photo)] * 2),
+                   "target": np.array([str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")])})  # fmt: skip
+    first, second = (decode(text) for text in rows["outcome"])
+    assert first.error is not None and "died 4 times" in first.error and first.report is None
+    assert not (tmp_path / "a.jpg").exists()  # not tried a fifth time
+    assert second.error is None and len(second.report["faces"]) == 1 and (tmp_path / "b.jpg").is_file()

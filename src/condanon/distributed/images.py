@@ -59,8 +59,7 @@ class ImageWorker:
         """Anonymise each row's ``source`` into its ``target``; return ``index``, ``outcome`` (JSON) and ``node``."""
         rows: dict[str, list[Any]] = {"index": [], "outcome": [], "node": []}
         for index, source, target in zip(batch["index"], batch["source"], batch["target"]):
-            tries = 1 if self.attempts is None else import_ray().get(self.attempts.start.remote(int(index)))
-            if tries > RETRIES + 1:
+            if self._tries(int(index)) > RETRIES + 1:
                 outcome = lost(str(source), RETRIES + 1)
             else:
                 outcome = run_file(self.anonymizer, Path(str(source)), Path(str(target)), self.keep_metadata)
@@ -68,6 +67,17 @@ class ImageWorker:
             rows["outcome"].append(encode(outcome))
             rows["node"].append(self.node)
         return rows
+
+    def _tries(self, index: int) -> int:
+        """Return how often file ``index`` was started, this time included (1 when the counter cannot be asked)."""
+        if self.attempts is None:
+            return 1
+        ray = import_ray()
+        try:
+            return int(ray.get(self.attempts.start.remote(index)))
+        except ray.exceptions.RayError as error:  # the counter is gone with its node: the file is still done
+            log.warning("cannot count the tries of file %d (%s); running it", index, error)
+            return 1
 
 
 def anonymize_images(
@@ -78,7 +88,10 @@ def anonymize_images(
     if not items:
         return
     ray = import_ray()
-    attempts = ray.remote(Attempts).options(num_cpus=0).remote()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    attempts = ray.remote(Attempts).options(num_cpus=0, scheduling_strategy=here).remote()  # beside the driver
     rows = [{"index": i, "source": str(source), "target": str(target)} for i, (source, target) in enumerate(items)]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         ImageWorker,
