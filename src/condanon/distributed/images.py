@@ -107,10 +107,11 @@ def anonymize_images(
         },
     )
     seen: set[int] = set()
-    for row in dataset.iter_rows():
-        index = int(row["index"])
-        seen.add(index)
-        yield Done(index, decode(str(row["outcome"])), str(row["node"]))
+    # whole blocks as they come, none held back: each file is reported as soon as it is done
+    for batch in dataset.iter_batches(batch_size=None, prefetch_batches=0, batch_format="numpy"):
+        for index, outcome, node in zip(batch["index"], batch["outcome"], batch["node"]):
+            seen.add(int(index))
+            yield Done(int(index), decode(str(outcome)), str(node))
     for index, (source, _) in enumerate(items):  # Ray Data answers every row; this is a guard
         if index not in seen:
             yield Done(index, lost(str(source), RETRIES + 1))
