@@ -256,3 +256,22 @@ def test_a_file_whose_worker_dies_on_every_try_is_that_files_error(
     assert first.error is not None and "died 4 times" in first.error and first.report is None
     assert not (tmp_path / "a.jpg").exists()  # not tried a fifth time
     assert second.error is None and len(second.report["faces"]) == 1 and (tmp_path / "b.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_the_sdk_runs_images_and_videos_on_the_cluster(ray_cluster: Any, inputs: Path, tmp_path: Path) -> None:
+    from condanon.distributed import RayEngine, VideoItem, VideoJob
+
+    options = {"method": "blur", "seed": 0}
+    with RayEngine(workers=2) as engine:  # joins the module's cluster, and leaves it running
+        pairs = [(inputs / "astronaut.jpg", tmp_path / "a.jpg"), (inputs / "bad.png", tmp_path / "bad.png")]
+        images = {done.index: done for done in engine.images(pairs, options)}
+        clip = VideoItem(str(inputs / CLIP), str(tmp_path / "clip.mp4"))
+        videos = list(engine.videos([clip], VideoJob(options)))
+    assert ray_cluster.is_initialized()
+    assert len(images[0].outcome.report["faces"]) == 1 and images[0].node
+    assert "not an image" in images[1].outcome.error and not (tmp_path / "bad.png").exists()
+    report = videos[0].outcome.report
+    assert report["frames_written"] == 72 and len(report["tracks"]) == 1
+    assert (tmp_path / "clip.mp4").is_file() and (tmp_path / "clip.tracks.json").is_file()
+    assert (tmp_path / "clip.boxes.csv").is_file()
