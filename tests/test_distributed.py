@@ -259,14 +259,18 @@ def test_a_file_whose_worker_dies_on_every_try_is_that_files_error(
 
 
 @pytest.mark.slow
-def test_the_sdk_runs_images_and_videos_on_the_cluster(ray_cluster: Any, inputs: Path, tmp_path: Path) -> None:
+def test_the_sdk_runs_images_and_videos_on_the_cluster(
+    ray_cluster: Any, inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from condanon.distributed import RayEngine, VideoItem, VideoJob
 
+    monkeypatch.chdir(tmp_path)  # names relative to a folder the cluster's workers were not started in
+    here = Path(os.path.relpath(inputs, tmp_path))
     options = {"method": "blur", "seed": 0}
     with RayEngine(workers=2) as engine:  # joins the module's cluster, and leaves it running
-        pairs = [(inputs / "astronaut.jpg", tmp_path / "a.jpg"), (inputs / "bad.png", tmp_path / "bad.png")]
+        pairs = [(here / "astronaut.jpg", Path("a.jpg")), (here / "bad.png", Path("bad.png"))]
         images = {done.index: done for done in engine.images(pairs, options)}
-        clip = VideoItem(str(inputs / CLIP), str(tmp_path / "clip.mp4"))
+        clip = VideoItem(str(here / CLIP), "clip.mp4")
         videos = list(engine.videos([clip], VideoJob(options)))
     assert ray_cluster.is_initialized()
     assert len(images[0].outcome.report["faces"]) == 1 and images[0].node

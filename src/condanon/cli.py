@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -563,15 +564,23 @@ def _run_on_ray(
     images = [(at, path, target) for at, path, target, video in items if video is None]
     for done in engine.images([(path, target) for _, path, target in images], _options(args), args.keep_metadata):
         at, path, target = images[done.index]
-        finished(done.outcome, at, path, target)
+        finished(_as_named(done.outcome, path), at, path, target)
         nodes.update([done.node] if done.node else [])
     videos = [(at, path, target, video) for at, path, target, video in items if video is not None]
     run = functools.partial(video_on_worker, args)
     for done in engine.videos([video for *_, video in videos], run):
         at, path, target, _ = videos[done.index]
-        finished(done.outcome, at, path, target)
+        finished(_as_named(done.outcome, path), at, path, target)
         nodes.update([done.node] if done.node else [])
     return sorted(nodes)
+
+
+def _as_named(outcome: Outcome, path: Path) -> Outcome:
+    """Return ``outcome`` with its error naming the input as the command line did (workers get absolute names)."""
+    absolute, named = show_path(os.path.abspath(path)), show_path(path)
+    if outcome.error is None or absolute == named or not outcome.error.startswith(absolute):
+        return outcome
+    return dataclasses.replace(outcome, error=named + outcome.error[len(absolute) :])
 
 
 def _engine_summary(engine: RayEngine, nodes: list[str]) -> dict[str, Any]:
@@ -699,7 +708,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
         elif is_video(path):
             video_finished(outcome.report, at, path, target)
         else:
-            reports[at] = outcome.report | {"output": str(target)}
+            reports[at] = outcome.report | {"source": str(path), "output": str(target)}  # as named here
             if job is not None:
                 job.done(path, target)
         bar.update()
@@ -707,7 +716,7 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
     def video_finished(report: dict[str, Any], at: int | None, path: Path, target: Path) -> None:
         """Record a video's report; one that carries errors (a truncated input) is kept, and the input failed."""
         nonlocal failures
-        report["output"] = str(target)
+        report["source"], report["output"] = str(path), str(target)  # as named here, wherever it ran
         if at is None:
             reports.append(report)
         else:

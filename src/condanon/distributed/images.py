@@ -13,6 +13,7 @@ a filesystem every node mounts at the same path (docs/scale.md).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,11 @@ def anonymize_images(
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
     attempts = ray.remote(Attempts).options(num_cpus=0, scheduling_strategy=here).remote()  # beside the driver
-    rows = [{"index": i, "source": str(source), "target": str(target)} for i, (source, target) in enumerate(items)]
+    # absolute names: a worker's working folder is not the driver's
+    rows = [
+        {"index": i, "source": os.path.abspath(source), "target": os.path.abspath(target)}
+        for i, (source, target) in enumerate(items)
+    ]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         ImageWorker,
         batch_size=1,

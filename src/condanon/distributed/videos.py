@@ -10,6 +10,7 @@ that returns the input's report: `VideoJob` for the SDK, the command line's own 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,7 @@ def run_videos(
         return
     ray = import_ray()
     level = logging.getLogger().getEffectiveLevel()
+    items = [_absolute(item, stream=streams) for item in items]  # a worker's working folder is not the driver's
     refs: dict[Any, int] = {}
     actors = []
     if streams:
@@ -149,3 +151,13 @@ def run_videos(
                 continue
             yield Done(index, outcome, node)
     del actors  # the stream actors end with their streams
+
+
+def _absolute(item: VideoItem, stream: bool) -> VideoItem:
+    """Return ``item`` with absolute file names (a stream's address stays as it is)."""
+
+    def absolute(name: str | None) -> str | None:
+        return None if name is None else os.path.abspath(name)
+
+    source = item.source if stream else os.path.abspath(item.source)
+    return VideoItem(source, absolute(item.target), absolute(item.partial), absolute(item.analytics))
