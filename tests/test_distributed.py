@@ -270,7 +270,7 @@ def test_the_sdk_runs_images_and_videos_on_the_cluster(
     with RayEngine(workers=2) as engine:  # joins the module's cluster, and leaves it running
         pairs = [(here / "astronaut.jpg", Path("a.jpg")), (here / "bad.png", Path("bad.png"))]
         images = {done.index: done for done in engine.images(pairs, options)}
-        clip = VideoItem(str(here / CLIP), "clip.mp4")
+        clip = VideoItem(str(here / CLIP), Path("clip.mp4"))
         videos = list(engine.videos([clip], VideoJob(options)))
     assert ray_cluster.is_initialized()
     assert len(images[0].outcome.report["faces"]) == 1 and images[0].node

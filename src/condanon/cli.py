@@ -423,12 +423,25 @@ def _settings_digest(args: argparse.Namespace) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _anonymize_stream(args: argparse.Namespace, out: Path) -> int:
-    """Anonymise one live stream into ``out`` (a file, or ``none``) until it ends; return the exit status."""
+def _check_stream_options(args: argparse.Namespace, output: str) -> None:
+    """Refuse a stream job's bad ``--report``, analytics or ``--segment`` (it needs an ``output``) before any work."""
     _check_report(args.report)
     _check_analytics(args)
     if args.segment is not None and (args.segment <= 0 or args.output == "none"):
-        raise CondanonError("--segment needs an output file and more than 0 seconds")
+        raise CondanonError(f"--segment needs an output {output} and more than 0 seconds")
+
+
+def _stream_status(report: dict[str, Any]) -> int:
+    """Print a stream report's errors, one line each; return its exit status (4 lost, 1 errors, else 0)."""
+    errors = _video_errors(report)
+    for error in errors:
+        error_line(error)
+    return EXIT_LOST if report.get("lost") else (1 if errors else 0)
+
+
+def _anonymize_stream(args: argparse.Namespace, out: Path) -> int:
+    """Anonymise one live stream into ``out`` (a file, or ``none``) until it ends; return the exit status."""
+    _check_stream_options(args, "file")
     target = None if args.output == "none" else out
     if target is not None:
         if target.is_dir():
@@ -447,10 +460,7 @@ def _anonymize_stream(args: argparse.Namespace, out: Path) -> int:
     except StreamError as unreachable:
         error_line(str(unreachable))
         return EXIT_UNREACHABLE
-    errors = _video_errors(data)
-    for error in errors:
-        error_line(error)
-    status = EXIT_LOST if data.get("lost") else (1 if errors else 0)
+    status = _stream_status(data)
     if args.report:
         status = max(status, _write_report(args.report, data))
     if not args.quiet:
@@ -463,10 +473,7 @@ def _streams_on_ray(args: argparse.Namespace, streams: list[str], out: Path) -> 
     none``: no files); return the worst exit status (4 lost, 3 unreachable, 1 another error)."""
     import functools
 
-    _check_report(args.report)
-    _check_analytics(args)
-    if args.segment is not None and (args.segment <= 0 or args.output == "none"):
-        raise CondanonError("--segment needs an output folder and more than 0 seconds")
+    _check_stream_options(args, "folder")
     if args.output != "none":
         if out.exists() and not out.is_dir():
             raise CondanonError(f"-o {show_path(out)}: an existing file; streams on Ray need an output folder")
@@ -480,7 +487,7 @@ def _streams_on_ray(args: argparse.Namespace, streams: list[str], out: Path) -> 
             remove_stale_temps(out, target.stem)
             partial = partial_video_path(target)
         analytics = _analytics_folder(args, source, several=len(streams) > 1)
-        items.append(VideoItem(source, _text(target), _text(partial), _text(analytics)))
+        items.append(VideoItem(source, target, partial, analytics))
     status = 0
     results: list[dict[str, Any]] = [{} for _ in items]
     engine = _ray_engine(args)
@@ -496,11 +503,7 @@ def _streams_on_ray(args: argparse.Namespace, streams: list[str], out: Path) -> 
                 status = max(status, EXIT_UNREACHABLE if outcome.error_type == "StreamError" else 1)
                 continue
             results[done.index] = outcome.report
-            for message in _video_errors(outcome.report):
-                error_line(message)
-                status = max(status, 1)
-            if outcome.report.get("lost"):
-                status = EXIT_LOST
+            status = max(status, _stream_status(outcome.report))
         summary = {"condanon": __version__, "seed": args.seed, "streams": len(items), "results": results}
         summary["engine"] = _engine_summary(engine, [])
     finally:
@@ -526,10 +529,6 @@ def _stream_names(streams: list[str]) -> list[str]:
             name, number = f"{stem}_{number}", number + 1
         names.append(name)
     return names
-
-
-def _text(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 def _on_ray(args: argparse.Namespace) -> bool:
@@ -561,17 +560,17 @@ def _run_on_ray(
     import functools
 
     nodes: set[str] = set()
-    images = [(at, path, target) for at, path, target, video in items if video is None]
-    for done in engine.images([(path, target) for _, path, target in images], _options(args), args.keep_metadata):
-        at, path, target = images[done.index]
-        finished(_as_named(done.outcome, path), at, path, target)
-        nodes.update([done.node] if done.node else [])
-    videos = [(at, path, target, video) for at, path, target, video in items if video is not None]
-    run = functools.partial(video_on_worker, args)
-    for done in engine.videos([video for *_, video in videos], run):
-        at, path, target, _ = videos[done.index]
-        finished(_as_named(done.outcome, path), at, path, target)
-        nodes.update([done.node] if done.node else [])
+    images = [item for item in items if item[3] is None]
+    videos = [item for item in items if item[3] is not None]
+    runs = (  # generators: the videos start once every image is done
+        (images, engine.images([(path, target) for _, path, target, _ in images], _options(args), args.keep_metadata)),
+        (videos, engine.videos([video for *_, video in videos if video], functools.partial(video_on_worker, args))),
+    )
+    for files, results in runs:
+        for done in results:
+            at, path, target, _ = files[done.index]
+            finished(_as_named(done.outcome, path), at, path, target)
+            nodes.update([done.node] if done.node else [])
     return sorted(nodes)
 
 
@@ -598,10 +597,7 @@ def video_on_worker(args: argparse.Namespace, item: VideoItem) -> dict[str, Any]
 
     args = argparse.Namespace(**(vars(args) | {"quiet": True, "progress_lines": False}))
     videos = worker_videos(_settings_digest(args), lambda: _video_anonymizer(args, _anonymizer(args)))
-    target = None if item.target is None else Path(item.target)
-    partial = None if item.partial is None else Path(item.partial)
-    analytics = None if item.analytics is None else Path(item.analytics)
-    return _run_video(args, videos, item.source, target, partial, analytics)
+    return _run_video(args, videos, item.source, item.target, item.partial, item.analytics)
 
 
 def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
@@ -765,11 +761,10 @@ def cmd_anonymize(args: argparse.Namespace, hook: Hook | None = None) -> int:
                         partial = partial_video_path(target)
                     analytics = _analytics_folder(args, str(path), several=videos_in_plan > 1)
                     if engine is not None:
-                        item = VideoItem(
-                            str(path), str(target), str(partial), None if analytics is None else str(analytics)
-                        )
                         reports.append({})
-                        ray_files.append((len(reports) - 1, path, target, item))
+                        ray_files.append(
+                            (len(reports) - 1, path, target, VideoItem(str(path), target, partial, analytics))
+                        )
                         continue
                     if videos is None:
                         videos = _video_anonymizer(args, anonymizer)

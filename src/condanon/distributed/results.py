@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from ..errors import show_path
 from ..workers import Outcome
 
 
@@ -29,8 +30,6 @@ def decode(text: str) -> Outcome:
 
 def lost(source: str, attempts: int) -> Outcome:
     """Return the outcome of an input whose worker died on every attempt: an error for this input only."""
-    from ..errors import show_path
-
     return Outcome(
         error=f"{show_path(source)}: the Ray worker running it died {attempts} times (killed, or out of memory); "
         "nothing was written for it, and the next run of the job tries it again"

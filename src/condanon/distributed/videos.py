@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..workers import Outcome, attempt, set_up_worker
@@ -34,9 +35,9 @@ class VideoItem:
     and the folder of its passenger analytics (``None``: none)."""
 
     source: str
-    target: str | None
-    partial: str | None = None
-    analytics: str | None = None
+    target: Path | None
+    partial: Path | None = None
+    analytics: Path | None = None
 
 
 VideoRun = Callable[[VideoItem], dict[str, Any]]
@@ -156,8 +157,8 @@ def run_videos(
 def _absolute(item: VideoItem, stream: bool) -> VideoItem:
     """Return ``item`` with absolute file names (a stream's address stays as it is)."""
 
-    def absolute(name: str | None) -> str | None:
-        return None if name is None else os.path.abspath(name)
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(os.path.abspath(path))
 
     source = item.source if stream else os.path.abspath(item.source)
     return VideoItem(source, absolute(item.target), absolute(item.partial), absolute(item.analytics))
